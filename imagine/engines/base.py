@@ -1,0 +1,130 @@
+"""The one protocol every image engine implements.
+
+An engine renders; the service decides what to render. Every button (vary, zoom, pan, upscale)
+is expressed by the service as a :class:`GenerateRequest` (txt2img, img2img with an init image
+and a strength, or outpaint with an init image and a mask) or an :meth:`Engine.upscale` call.
+
+Threading contract: ``generate`` and ``upscale`` are coroutines and must never block the event
+loop. Local engines run their compute in a worker thread; remote engines await HTTP. The
+``progress`` callback may be called from any thread. It raises :class:`EngineCancelled` once the
+job has been cancelled (timeout or shutdown), so a step callback that calls it stops the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from PIL import Image
+
+from imagine.codes import ResultCode
+
+ProgressCallback = Callable[[float, Image.Image | None], None]
+"""progress(fraction in [0, 1], optional preview image). Thread-safe. Raises EngineCancelled."""
+
+
+class EngineError(Exception):
+    """A failure the engine can name: a result code and a sentence for the logs and the user."""
+
+    def __init__(self, code: ResultCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class EngineUnavailable(Exception):
+    """The engine cannot start (missing extra, missing model, unreachable server).
+
+    The message is one sentence telling the operator what to do; it is printed at start-up.
+    """
+
+
+class EngineCancelled(Exception):
+    """Raised by the progress callback when the job was cancelled; engines let it propagate."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    name: str
+    is_placeholder: bool = False
+    native_size: int = 512
+    """Side of the square pixel budget the model was trained at (512 SD-Turbo, 1024 SDXL)."""
+    multiple: int = 8
+    """Width and height are rounded to a multiple of this."""
+    img2img: bool = True
+    outpaint: bool = True
+    upscale: bool = True
+    """True when ``upscale`` is a real super-resolution model (else the service may say so)."""
+    seeds: bool = True
+    """True when the same seed gives the same image."""
+    weighted_prompts: bool = False
+    """True when the engine honours ``GenerateRequest.weighted`` itself."""
+    max_batch: int = 4
+    notes: tuple[str, ...] = ()
+    """Sentences shown to users about this engine's limits (e.g. 'seeds are not supported')."""
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    prompt: str
+    """The flattened positive prompt (multi-prompt parts joined)."""
+    width: int
+    height: int
+    seeds: tuple[int, ...]
+    """One seed per tile; the batch has ``len(seeds)`` tiles. Tile k equals a single run with seeds[k]."""
+    negative_prompt: str = ""
+    weighted: tuple[tuple[str, float], ...] = ()
+    """Multi-prompt parts with normalised weights (negative weights included), for engines that can."""
+    steps: int | None = None
+    """None: the engine's default for its model family."""
+    guidance: float | None = None
+    """None: the engine's default for its model family."""
+    model: str | None = None
+    """None: the engine's configured model."""
+    init_image: Image.Image | None = None
+    """img2img / outpaint source, already at width x height."""
+    strength: float = 0.7
+    """img2img: how much to change the init image (0 keeps it, 1 ignores it)."""
+    mask: Image.Image | None = None
+    """Outpaint: mode 'L' at width x height; white (255) = area to fill, black = keep."""
+    tile: bool = False
+    """Seamless tiling."""
+    extra: Mapping[str, object] = field(default_factory=dict)
+    """Engine-specific hints from the prompt language (chaos, weird, stop, style)."""
+
+    @property
+    def mode(self) -> str:
+        if self.init_image is None:
+            return "txt2img"
+        return "outpaint" if self.mask is not None else "img2img"
+
+
+@runtime_checkable
+class Engine(Protocol):
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    async def start(self) -> None:
+        """Load the model / check the server. Raise EngineUnavailable with a sentence."""
+
+    async def close(self) -> None:
+        """Release resources. Called once at shutdown."""
+
+    async def generate(
+        self, request: GenerateRequest, progress: ProgressCallback
+    ) -> list[Image.Image]:
+        """Render ``len(request.seeds)`` images of ``request.width`` x ``request.height``.
+
+        Raise EngineError for a failure with a known result code; any other exception
+        becomes FAILED_TO_PROCESS_YOUR_COMMAND.
+        """
+
+    async def upscale(
+        self, image: Image.Image, factor: int, progress: ProgressCallback
+    ) -> Image.Image:
+        """Return ``image`` enlarged ``factor`` times (2 or 4)."""
+
+
+def no_progress(fraction: float, preview: Image.Image | None = None) -> None:
+    """A progress callback that ignores everything (scripts, tests)."""
