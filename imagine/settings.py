@@ -117,7 +117,9 @@ class Settings:
             host=env.get("IMAGINE_HOST", "").strip() or "127.0.0.1",
             port=_int(env, "IMAGINE_PORT", 8080, 0, 65535),
             public_url=env.get("IMAGINE_PUBLIC_URL", "").strip(),
-            api_tokens=tuple(t.strip() for t in env.get("IMAGINE_API_TOKENS", "").split(",") if t.strip()),
+            api_tokens=tuple(
+                t.strip() for t in env.get("IMAGINE_API_TOKENS", "").split(",") if t.strip()
+            ),
             banned_words_file=Path(banned) if banned else None,
             webhook_url=env.get("IMAGINE_WEBHOOK_URL", "").strip(),
             webhook_secret=env.get("IMAGINE_WEBHOOK_SECRET", ""),

@@ -1,0 +1,175 @@
+"""What each button does to an image, as a plan an engine can carry out.
+
+U1–U4 crop nothing and regenerate nothing: the tile is already stored at full resolution.
+V1–V4 and Vary re-render from the image by img2img with new seeds; 🔄 re-renders the prompt
+with new seeds; zoom, pan and make-square outpaint a larger canvas; Upscale (2x/4x) asks the
+engine's upscaler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from imagine import images
+from imagine.engines.base import Capabilities, GenerateRequest
+from imagine.jobs import GRID_BUTTONS, UPSCALE_BUTTONS
+from imagine.prompt import ImaginePrompt, plan_generation, resolve_size
+
+VARY_STRENGTH = {"strong": 0.65, "subtle": 0.35}
+UPSCALE_FACTORS = {"Upscale (2x)": 2, "Upscale (4x)": 4}
+TILE_BUTTONS = {f"U{k}": k - 1 for k in range(1, 5)}
+VARIATION_BUTTONS = {f"V{k}": k - 1 for k in range(1, 5)}
+
+RESULT_TYPE = {
+    "imagine": "imagine",
+    "🔄": "imagine",
+    **dict.fromkeys(TILE_BUTTONS, "upscale"),
+    **dict.fromkeys(UPSCALE_FACTORS, "upscale"),
+    **dict.fromkeys(VARIATION_BUTTONS, "variation"),
+    "Vary (Strong)": "variation",
+    "Vary (Subtle)": "variation",
+    **dict.fromkeys(images.ZOOM, "zoom"),
+    "Make Square": "zoom",
+    **dict.fromkeys(images.PAN, "pan"),
+}
+
+
+def needs_engine(action: str) -> bool:
+    return action not in TILE_BUTTONS
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a plan needs besides the job: the engine's abilities and the model map."""
+
+    capabilities: Capabilities
+    models: dict[str, str]
+    default_model: str | None
+
+
+def generation(
+    prompt: ImaginePrompt,
+    context: Settings,
+    seeds: tuple[int, ...],
+    *,
+    init: Image.Image | None = None,
+    strength: float = 0.7,
+    mask: Image.Image | None = None,
+    aspect: tuple[int, int] | None = None,
+) -> GenerateRequest:
+    request = plan_generation(
+        prompt,
+        context.capabilities,
+        seeds=seeds,
+        models=context.models,
+        default_model=context.default_model,
+    )
+    if aspect is not None:
+        width, height = resolve_size(
+            aspect, context.capabilities.native_size, context.capabilities.multiple
+        )
+        request = dataclasses.replace(request, width=width, height=height)
+    if init is not None:
+        size = (request.width, request.height)
+        if mask is None:
+            init = images.blend([init], size)
+        else:
+            init, mask = init.resize(size), mask.resize(size)
+        request = dataclasses.replace(request, init_image=init, strength=strength, mask=mask)
+    return request
+
+
+def reduced(width: int, height: int) -> tuple[int, int]:
+    divisor = math.gcd(width, height) or 1
+    return (width // divisor, height // divisor)
+
+
+def from_image(
+    action: str,
+    prompt: ImaginePrompt,
+    source: Image.Image,
+    context: Settings,
+    seeds: tuple[int, ...],
+) -> GenerateRequest:
+    """The render for a button pressed on one image (a grid tile or an upscale)."""
+    if action in VARIATION_BUTTONS or action == "Vary (Strong)":
+        return generation(
+            prompt,
+            context,
+            seeds,
+            init=source,
+            strength=VARY_STRENGTH["strong"],
+            aspect=reduced(*source.size),
+        )
+    if action == "Vary (Subtle)":
+        return generation(
+            prompt,
+            context,
+            seeds,
+            init=source,
+            strength=VARY_STRENGTH["subtle"],
+            aspect=reduced(*source.size),
+        )
+    if action in images.ZOOM:
+        aspect = reduced(*source.size)
+        size = resolve_size(aspect, context.capabilities.native_size, context.capabilities.multiple)
+        canvas, mask = images.zoom_canvas(source, images.ZOOM[action], size)
+        return generation(
+            prompt, context, seeds, init=canvas, strength=1.0, mask=mask, aspect=aspect
+        )
+    if action in images.PAN:
+        direction = images.PAN[action]
+        aspect = reduced(*images.pan_aspect(*source.size, direction))
+        size = resolve_size(aspect, context.capabilities.native_size, context.capabilities.multiple)
+        canvas, mask = images.pan_canvas(source, direction, size)
+        return generation(
+            prompt, context, seeds, init=canvas, strength=1.0, mask=mask, aspect=aspect
+        )
+    if action == "Make Square":
+        size = resolve_size((1, 1), context.capabilities.native_size, context.capabilities.multiple)
+        canvas, mask = images.square_canvas(source, size)
+        return generation(
+            prompt, context, seeds, init=canvas, strength=1.0, mask=mask, aspect=(1, 1)
+        )
+    raise ValueError(f"{action!r} is not a button on an image")
+
+
+def buttons_for(
+    result_type: str, capabilities: Capabilities, size: tuple[int, int], action: str
+) -> list[str]:
+    """The buttons a result offers: only those this engine can carry out."""
+    if result_type != "upscale":
+        return [b for b in GRID_BUTTONS if capabilities.img2img or not b.startswith("V")]
+    offered = []
+    for button in UPSCALE_BUTTONS:
+        if button.startswith("Vary") and not capabilities.img2img:
+            continue
+        if (
+            button in images.ZOOM or button in images.PAN or button == "Make Square"
+        ) and not capabilities.outpaint:
+            continue
+        if button == "Make Square" and size[0] == size[1]:
+            continue
+        if button in UPSCALE_FACTORS and action in UPSCALE_FACTORS:
+            continue  # an upscale of an upscale would pass any sensible size
+        offered.append(button)
+    return offered
+
+
+def describe(request: GenerateRequest, capabilities: Capabilities) -> dict[str, Any]:
+    """The effective settings, returned with the result."""
+    return {
+        "engine": capabilities.name,
+        "mode": request.mode,
+        "width": request.width,
+        "height": request.height,
+        "steps": request.steps,
+        "guidance": request.guidance,
+        "model": request.model,
+        "strength": request.strength if request.init_image is not None else None,
+    }

@@ -1,0 +1,13 @@
+"""The aiohttp application keys, in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from imagine.engines.base import Engine
+from imagine.service import ImagineService
+from imagine.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", Engine)
+SERVICE = web.AppKey("service", ImagineService)

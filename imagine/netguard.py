@@ -1,0 +1,108 @@
+"""The SSRF guard: which addresses the service may connect to on a user's behalf.
+
+Image URLs and webhooks come from users. Without a guard they could make the service fetch
+cloud metadata (169.254.169.254), an admin page on loopback or a LAN host. Every such connection
+goes through :class:`GuardedResolver`: the host is resolved once, every address is classified,
+and aiohttp connects to exactly the address that was checked, so DNS rebinding between the
+check and the connection is not possible. IP literals never reach a resolver, so
+:func:`check_url` refuses them up front; redirects are followed by hand and each hop is checked.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+from yarl import URL
+
+
+class BlockedAddress(ValueError):
+    """The URL points at an address the service must not reach; the message says why."""
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped or address.sixtofour
+        if mapped is not None:
+            return is_public(mapped)
+        if address.teredo is not None:
+            return False
+    # is_global is False for loopback, RFC 1918, link-local, CGNAT (100.64/10), ULA, 0.0.0.0,
+    # documentation and reserved ranges; multicast is refused separately.
+    return address.is_global and not address.is_multicast
+
+
+def parse_ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host string denotes by itself, including the forms inet_aton accepts
+    (2130706433, 0x7f.1, 0177.0.0.1) that browsers and libc treat as IPv4."""
+    text = host.strip("[]")
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(text))
+    except (OSError, ValueError):
+        return None
+
+
+def check_url(url: str, *, allow_private: bool) -> URL:
+    """Refuse what can be refused without a DNS look-up: scheme, credentials, IP literals."""
+    parsed = URL(url)
+    if parsed.scheme not in ("http", "https"):
+        raise BlockedAddress("only http and https links can be used")
+    if not parsed.host:
+        raise BlockedAddress("the link has no host name")
+    if parsed.user or parsed.password:
+        raise BlockedAddress("links with a user name or password are not accepted")
+    literal = parse_ip_literal(parsed.host)
+    if literal is not None and not allow_private and not is_public(literal):
+        raise BlockedAddress(f"{parsed.host} is a private or local address")
+    if not allow_private and parsed.host.lower().rstrip(".") in (
+        "localhost",
+        "localhost.localdomain",
+    ):
+        raise BlockedAddress(f"{parsed.host} is a local address")
+    return parsed
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves once and hands aiohttp only addresses that pass the guard."""
+
+    def __init__(self, allow_private: bool, inner: AbstractResolver | None = None) -> None:
+        self._allow_private = allow_private
+        self._inner = inner or DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        literal = parse_ip_literal(host)
+        if literal is not None:
+            results: list[ResolveResult] = [
+                {
+                    "hostname": host,
+                    "host": str(literal),
+                    "port": port,
+                    "family": socket.AF_INET6 if literal.version == 6 else socket.AF_INET,
+                    "proto": 0,
+                    "flags": socket.AI_NUMERICHOST,
+                }
+            ]
+        else:
+            results = await self._inner.resolve(host, port, family)
+        if self._allow_private:
+            return results
+        allowed = [r for r in results if is_public(ipaddress.ip_address(r["host"].split("%")[0]))]
+        if not allowed:
+            raise BlockedAddress(f"{host} resolves to a private or local address")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def guarded_connector_kwargs(allow_private: bool) -> dict[str, Any]:
+    return {"resolver": GuardedResolver(allow_private), "use_dns_cache": False}

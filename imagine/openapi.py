@@ -1,0 +1,196 @@
+"""The OpenAPI 3.1 description of every route (a test keeps it true to the router)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imagine import __version__
+
+_ERROR = {
+    "type": "object",
+    "required": ["success", "msg"],
+    "properties": {
+        "success": {"const": False},
+        "msg": {"type": "string", "description": "What is wrong, in words."},
+        "code": {"type": "string", "description": "A result code, e.g. INVALID_PARAMETER."},
+        "messageId": {"type": "string"},
+    },
+}
+_ACCEPTED = {
+    "type": "object",
+    "required": ["success", "messageId", "createdAt"],
+    "properties": {
+        "success": {"const": True},
+        "messageId": {"type": "string"},
+        "createdAt": {"type": "string"},
+        "messageIds": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_COMPLETED = {
+    "type": "object",
+    "required": [
+        "createdAt",
+        "buttons",
+        "type",
+        "imageUrl",
+        "imageUrls",
+        "buttonMessageId",
+        "originatingMessageId",
+        "content",
+        "ref",
+        "responseAt",
+    ],
+    "properties": {
+        "createdAt": {"type": "string"},
+        "buttons": {"type": "array", "items": {"type": "string"}},
+        "type": {"type": "string"},
+        "imageUrl": {"type": ["string", "null"]},
+        "imageUrls": {"type": "array", "items": {"type": "string"}},
+        "buttonMessageId": {"type": "string"},
+        "originatingMessageId": {"type": "string"},
+        "content": {"type": "string", "description": "The prompt, or a result code on failure."},
+        "ref": {"type": "string"},
+        "responseAt": {"type": "string"},
+        "status": {"enum": ["done", "failed"]},
+        "seeds": {"type": "array", "items": {"type": "integer"}},
+        "error": {"type": "string"},
+    },
+}
+_PROGRESS = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["progress", "response"],
+            "properties": {"progress": {"const": 100}, "response": _COMPLETED},
+        },
+        {
+            "type": "object",
+            "required": ["progress"],
+            "properties": {"progress": {"const": "incomplete"}},
+        },
+        {
+            "type": "object",
+            "required": ["progress", "progressImageUrl"],
+            "properties": {
+                "progress": {"type": "integer", "minimum": 0, "maximum": 99},
+                "progressImageUrl": {"type": ["string", "null"]},
+                "status": {"enum": ["queued", "running"]},
+                "queuePosition": {"type": ["integer", "null"]},
+            },
+        },
+    ]
+}
+_TEXT = {"type": "string"}
+_FLAG = {"oneOf": [{"type": "boolean"}, {"enum": ["true", "false", "1", "0", ""]}]}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _responses(ok: dict[str, Any], *errors: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"200": {"description": "OK", **_json(ok)}}
+    for status in (*errors, 401):
+        out[str(status)] = {"description": "An error, in words", **_json(_ERROR)}
+    return out
+
+
+def spec(base_url: str) -> dict[str, Any]:
+    imagine_body = {
+        "type": "object",
+        "required": ["msg"],
+        "properties": {
+            "msg": {"type": "string", "minLength": 1, "maxLength": 4000},
+            "ref": _TEXT,
+            "webhookOverride": _TEXT,
+            "ignorePrefilter": _FLAG,
+        },
+    }
+    button_body = {
+        "type": "object",
+        "required": ["buttonMessageId", "button"],
+        "properties": {
+            "buttonMessageId": _TEXT,
+            "button": _TEXT,
+            "ref": _TEXT,
+            "webhookOverride": _TEXT,
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Imagine API (TheNextLeg v2 contract)", "version": __version__},
+        "servers": [{"url": base_url}],
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v2/imagine": {
+                "post": {
+                    "summary": "Start an imagine job from a prompt",
+                    "requestBody": {"required": True, **_json(imagine_body)},
+                    "responses": _responses(_ACCEPTED, 400, 413, 429),
+                }
+            },
+            "/v2/button": {
+                "post": {
+                    "summary": "Press a button of a completed message",
+                    "requestBody": {"required": True, **_json(button_body)},
+                    "responses": _responses(_ACCEPTED, 400, 404, 409, 413, 429),
+                }
+            },
+            "/v2/message/{id}": {
+                "get": {
+                    "summary": "Progress or result of a job",
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": _TEXT},
+                        {
+                            "name": "expireMins",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "number", "minimum": 0, "maximum": 100000},
+                        },
+                    ],
+                    "responses": _responses(_PROGRESS, 400, 404),
+                }
+            },
+            "/v2/info": {
+                "get": {
+                    "summary": "Queue, engine and version",
+                    "parameters": [
+                        {"name": "user", "in": "query", "required": False, "schema": _TEXT}
+                    ],
+                    "responses": _responses(
+                        {"type": "object", "required": ["engine", "queued", "running"]}
+                    ),
+                }
+            },
+            "/health": {
+                "get": {
+                    "summary": "Liveness (no auth)",
+                    "security": [],
+                    "responses": {"200": {"description": "OK", **_json({"type": "object"})}},
+                }
+            },
+            "/openapi.json": {
+                "get": {"summary": "This document", "responses": _responses({"type": "object"})}
+            },
+            "/images/{id}/{name}": {
+                "get": {
+                    "summary": "An image (capability URL, no auth; immutable)",
+                    "security": [],
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": _TEXT},
+                        {"name": "name", "in": "path", "required": True, "schema": _TEXT},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The image",
+                            "content": {
+                                "image/*": {"schema": {"type": "string", "format": "binary"}}
+                            },
+                        },
+                        "404": {"description": "No such image", **_json(_ERROR)},
+                    },
+                }
+            },
+        },
+    }

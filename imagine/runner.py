@@ -1,0 +1,241 @@
+"""Carrying out one job: load its inputs, call the engine, store the images, finish the job.
+
+Every job ends: done, or failed with a result code within ``job_timeout``. The engine runs
+off the event loop; a timeout cancels it through the progress callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from imagine import actions, images
+from imagine.codes import ResultCode
+from imagine.engines.base import Engine, EngineCancelled, EngineError, GenerateRequest
+from imagine.jobs import Job, JobStatus, utcnow
+from imagine.prompt import ImaginePrompt, image_strength
+from imagine.store import JobStore
+
+log = logging.getLogger(__name__)
+
+PREVIEW_EVERY = 1.0  # seconds between preview files
+PREVIEW_SIDE = 384
+
+
+@dataclass
+class RunState:
+    """What a running job shows to pollers; written from the engine's thread."""
+
+    fraction: float = 0.0
+    preview: str | None = None
+    previews: int = 0
+    last_preview: float = 0.0
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class Runner:
+    def __init__(
+        self,
+        store: JobStore,
+        engine: Engine,
+        data_dir: Path,
+        context: actions.Settings,
+        timeout: float,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.images_dir = data_dir / "images"
+        self.inputs_dir = data_dir / "inputs"
+        self.context = context
+        self.timeout = timeout
+        self.states: dict[str, RunState] = {}
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.images_dir / job_id
+
+    def _progress(self, job_id: str, state: RunState) -> Any:
+        def progress(fraction: float, preview: Image.Image | None = None) -> None:
+            if state.cancelled.is_set():
+                raise EngineCancelled(job_id)
+            state.fraction = max(state.fraction, min(1.0, float(fraction)))
+            now = time.monotonic()
+            if preview is not None and now - state.last_preview >= PREVIEW_EVERY:
+                state.last_preview = now
+                small = preview.copy()
+                small.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+                name = f"preview-{state.previews}.jpg"
+                images.save_jpeg(small, self.job_dir(job_id) / name)
+                state.previews += 1
+                state.preview = name
+
+        return progress
+
+    async def run(self, job: Job) -> Job:
+        """Run ``job`` (already marked running) to its end and save it; never raises for the job's own failures."""
+        state = self.states.setdefault(job.id, RunState())
+        self.job_dir(job.id).mkdir(parents=True, exist_ok=True)
+        try:
+            async with asyncio.timeout(self.timeout):
+                result = await self._execute(job, self._progress(job.id, state))
+        except TimeoutError:
+            state.cancelled.set()
+            log.warning("job %s took longer than %.0f s and was stopped", job.id, self.timeout)
+            return await self._fail(
+                job,
+                ResultCode.BOT_TOOK_TOO_LONG_TO_PROCESS_YOUR_COMMAND,
+                f"Generation took longer than {self.timeout:.0f} seconds and was stopped.",
+            )
+        except asyncio.CancelledError:
+            state.cancelled.set()  # shutdown: the job stays running and resumes on the next start
+            raise
+        except EngineError as exc:
+            log.warning("job %s failed: %s (%s)", job.id, exc.message, exc.code)
+            return await self._fail(job, exc.code, exc.message)
+        except Exception:
+            log.exception("job %s failed in the engine", job.id)
+            return await self._fail(
+                job,
+                ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND,
+                "The image engine failed on this job; the error is in the service's log.",
+            )
+        finally:
+            self.states.pop(job.id, None)
+        job.result.update(result)
+        job.status, job.finished_at = JobStatus.DONE, utcnow()
+        await self.store.save(job, JobStatus.RUNNING)
+        log.info("job %s done (%s)", job.id, job.action)
+        return job
+
+    async def _fail(self, job: Job, code: ResultCode, message: str) -> Job:
+        job.status, job.finished_at, job.error_code, job.error = (
+            JobStatus.FAILED,
+            utcnow(),
+            code,
+            message,
+        )
+        await self.store.save(job, JobStatus.RUNNING)
+        return job
+
+    def load_input(self, name: str) -> Image.Image:
+        with Image.open(self.inputs_dir / name) as opened:
+            return opened.convert("RGB")
+
+    async def _source(self, parent: Job, tile: int | None) -> Image.Image:
+        files = parent.result.get("images", {})
+        name = files["tiles"][tile] if tile is not None else files["image"]
+
+        def load() -> Image.Image:
+            with Image.open(self.job_dir(parent.id) / name) as opened:
+                return opened.convert("RGB")
+
+        return await asyncio.to_thread(load)
+
+    async def _execute(self, job: Job, progress: Any) -> dict[str, Any]:
+        seeds = tuple(int(s) for s in job.result.get("seeds", ()))
+        prompt = ImaginePrompt.from_dict(job.prompt)
+        parent = await self.store.get(job.parent_id) if job.parent_id else None
+        if job.action in actions.TILE_BUTTONS:
+            assert parent is not None
+            return await self._copy_tile(job, parent)
+        if job.action in actions.UPSCALE_FACTORS:
+            assert parent is not None
+            source = await self._source(parent, None)
+            upscaled = await self.engine.upscale(
+                source, actions.UPSCALE_FACTORS[job.action], progress
+            )
+            return await self._store_single(job, _checked_single(upscaled))
+        if parent is None or job.action == "🔄":
+            request = actions.generation(prompt, self.context, seeds)
+            if job.inputs:
+                size = (request.width, request.height)
+                init = await asyncio.to_thread(
+                    lambda: images.blend([self.load_input(n) for n in job.inputs], size)
+                )
+                strength = image_strength(prompt)
+                request = dataclasses.replace(request, init_image=init, strength=strength)
+        else:
+            tile = actions.VARIATION_BUTTONS.get(job.action)
+            source = await self._source(parent, tile)
+            request = await asyncio.to_thread(
+                actions.from_image, job.action, prompt, source, self.context, seeds
+            )
+        tiles = await self.engine.generate(request, progress)
+        return await self._store_grid(job, request, _checked_tiles(tiles, request))
+
+    async def _copy_tile(self, job: Job, parent: Job) -> dict[str, Any]:
+        assert job.tile is not None
+        source = self.job_dir(parent.id) / parent.result["images"]["tiles"][job.tile]
+        target = self.job_dir(job.id) / "image.png"
+        target.unlink(missing_ok=True)
+        await asyncio.to_thread(os.link, source, target)  # images are immutable: share the file
+        with Image.open(target) as opened:
+            size = opened.size
+        return {
+            "images": {"image": "image.png"},
+            "width": size[0],
+            "height": size[1],
+            "buttons": actions.buttons_for("upscale", self.context.capabilities, size, job.action),
+        }
+
+    async def _store_single(self, job: Job, image: Image.Image) -> dict[str, Any]:
+        await asyncio.to_thread(images.save_png, image, self.job_dir(job.id) / "image.png")
+        return {
+            "images": {"image": "image.png"},
+            "width": image.width,
+            "height": image.height,
+            "buttons": actions.buttons_for(
+                "upscale", self.context.capabilities, image.size, job.action
+            ),
+        }
+
+    async def _store_grid(
+        self, job: Job, request: GenerateRequest, tiles: list[Image.Image]
+    ) -> dict[str, Any]:
+        folder = self.job_dir(job.id)
+
+        def write() -> None:
+            for index, tile in enumerate(tiles):
+                images.save_png(tile, folder / f"{index}.png")
+            images.save_webp(images.compose_grid(tiles), folder / "grid.webp")
+
+        await asyncio.to_thread(write)
+        caps = self.context.capabilities
+        return {
+            "images": {"grid": "grid.webp", "tiles": [f"{i}.png" for i in range(len(tiles))]},
+            "buttons": actions.buttons_for(
+                job.type, caps, (request.width, request.height), job.action
+            ),
+            "settings": actions.describe(request, caps),
+        }
+
+
+def _checked_tiles(tiles: object, request: GenerateRequest) -> list[Image.Image]:
+    expected = len(request.seeds)
+    if (
+        not isinstance(tiles, list)
+        or len(tiles) != expected
+        or not all(isinstance(t, Image.Image) for t in tiles)
+    ):
+        raise EngineError(
+            ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND,
+            f"The engine returned something other than {expected} images.",
+        )
+    size = (request.width, request.height)
+    return [t.convert("RGB") if t.size == size else t.convert("RGB").resize(size) for t in tiles]
+
+
+def _checked_single(image: object) -> Image.Image:
+    if not isinstance(image, Image.Image) or image.width < 1 or image.height < 1:
+        raise EngineError(
+            ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND, "The engine's upscaler returned no image."
+        )
+    return image.convert("RGB")

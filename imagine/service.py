@@ -1,0 +1,373 @@
+"""The Imagine service's domain: accept jobs, run them fairly, answer for them.
+
+It raises :class:`ServiceError` (an HTTP status, a result code and a sentence); only the HTTP
+edge (:mod:`imagine.app`) turns those into responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import contextlib
+import hashlib
+import json
+import logging
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from imagine import __version__, actions, images
+from imagine.codes import ResultCode
+from imagine.engines.base import Engine
+from imagine.fairqueue import TIERS, FairQueue
+from imagine.fetch import FetchError, fetch_bytes, guarded_session
+from imagine.jobs import Job, JobStatus, new_id, utcnow
+from imagine.messages import completed, running
+from imagine.netguard import BlockedAddress, check_url
+from imagine.prefilter import Prefilter
+from imagine.prompt import ImaginePrompt, PromptError, parse, tile_seeds
+from imagine.runner import Runner
+from imagine.settings import Settings
+from imagine.store import JobStore
+from imagine.webhooks import WebhookSender
+
+log = logging.getLogger(__name__)
+
+MAX_MSG_CHARS = 4000
+MAX_REF_CHARS = 2000
+
+
+class ServiceError(Exception):
+    def __init__(self, status: int, code: ResultCode | None, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def owner_of(ref: str, token: str | None) -> str:
+    """Who a job belongs to, for fairness and per-user counts: the ref's "user", scoped by token."""
+    scope = hashlib.sha256(token.encode()).hexdigest()[:12] if token else "local"
+    user = ""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        data = json.loads(ref)
+        if isinstance(data, dict):
+            user = str(data.get("user") or data.get("userId") or "")
+    return f"{scope}:{user}" if user else scope
+
+
+class ImagineService:
+    def __init__(
+        self, settings: Settings, engine: Engine, store: JobStore, prefilter: Prefilter
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = store
+        self.prefilter = prefilter
+        self.queue = FairQueue()
+        self.runner = Runner(
+            store,
+            engine,
+            settings.data_dir,
+            actions.Settings(engine.capabilities, dict(settings.models), settings.model or None),
+            settings.job_timeout,
+        )
+        self.webhooks = WebhookSender(
+            store,
+            secret=settings.webhook_secret,
+            delays=settings.webhook_retry_delays,
+            allow_private=settings.allow_private_urls,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        self._press_lock = asyncio.Lock()
+        self._fetch = guarded_session(settings.allow_private_urls, settings.fetch_timeout)
+
+    # lifecycle
+
+    async def start(self) -> None:
+        """Resume what a previous run left unfinished, then start the workers."""
+        for job in await self.store.unfinished():
+            if job.status is JobStatus.RUNNING:
+                if job.attempts >= self.settings.max_attempts:
+                    job.status, job.finished_at = JobStatus.FAILED, utcnow()
+                    job.error_code = ResultCode.INTERNAL_ERROR
+                    job.error = f"The job was interrupted {job.attempts} times and was given up."
+                    await self.store.save(job, JobStatus.RUNNING)
+                    await self._notify(job)
+                    continue
+                job.status = JobStatus.QUEUED
+                await self.store.save(job, JobStatus.RUNNING)
+                log.info("job %s was interrupted; it runs again", job.id)
+            self._enqueue(job)
+        self._tasks = [
+            asyncio.create_task(self._worker(n)) for n in range(self.settings.max_concurrent)
+        ]
+        self._tasks.append(asyncio.create_task(self.webhooks.run()))
+
+    async def close(self) -> None:
+        for task in [*self._tasks, *self._side_tasks]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._side_tasks, return_exceptions=True)
+        await self._fetch.close()
+
+    def _enqueue(self, job: Job) -> None:
+        if actions.needs_engine(job.action):
+            self.queue.push(job.id, job.owner, job.priority)
+        else:  # U1–U4 only share a file: no reason to wait behind renders
+            task = asyncio.create_task(self._run(job.id))
+            self._side_tasks.add(task)
+            task.add_done_callback(self._side_tasks.discard)
+
+    async def _worker(self, number: int) -> None:
+        while True:
+            job_id = await self.queue.get()
+            try:
+                await self._run(job_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker %d: job %s could not be finished", number, job_id)
+
+    async def _run(self, job_id: str) -> None:
+        job = await self.store.get(job_id)
+        if job is None or job.status is not JobStatus.QUEUED:
+            return
+        job.status, job.started_at, job.attempts = JobStatus.RUNNING, utcnow(), job.attempts + 1
+        await self.store.save(job, JobStatus.QUEUED)
+        job = await self.runner.run(job)
+        await self._notify(job)
+
+    async def _notify(self, job: Job) -> None:
+        url = job.webhook or self.settings.webhook_url
+        if url:
+            body = json.dumps(completed(job, self.settings.base_url)).encode()
+            await self.webhooks.enqueue(job.id, url, body)
+
+    # requests
+
+    def _check_webhook(self, url: str) -> str:
+        url = url.strip()
+        if url:
+            try:
+                check_url(url, allow_private=self.settings.allow_private_urls)
+            except (BlockedAddress, ValueError) as exc:
+                raise ServiceError(
+                    400, ResultCode.INVALID_LINK, f"webhookOverride cannot be used: {exc}."
+                ) from None
+        return url
+
+    def _check_room(self, count: int) -> None:
+        if len(self.queue) + count > self.settings.queue_limit:
+            raise ServiceError(429, ResultCode.QUEUE_FULL, "QUEUE_FULL")
+
+    async def imagine(
+        self,
+        msg: str,
+        *,
+        ref: str = "",
+        webhook: str = "",
+        ignore_prefilter: bool = False,
+        token: str | None = None,
+    ) -> list[Job]:
+        if not msg.strip():
+            raise ServiceError(400, ResultCode.INVALID_PARAMETER, "msg is empty: send a prompt.")
+        if len(msg) > MAX_MSG_CHARS:
+            raise ServiceError(
+                400,
+                ResultCode.INVALID_PARAMETER,
+                f"msg is {len(msg)} characters long; the limit is {MAX_MSG_CHARS}.",
+            )
+        if len(ref) > MAX_REF_CHARS:
+            raise ServiceError(
+                400, None, f"ref is {len(ref)} characters long; the limit is {MAX_REF_CHARS}."
+            )
+        webhook = self._check_webhook(webhook)
+        if not ignore_prefilter and (word := self.prefilter.find(msg)):
+            raise ServiceError(400, ResultCode.BANNED_PROMPT, f"Invalid phrase: '{word}'")
+        try:
+            prompts = parse(msg)
+            for prompt in prompts:  # an unmapped --v is an error now, not when the job runs
+                actions.generation(prompt, self.runner.context, (0,))
+        except PromptError as exc:
+            raise ServiceError(400, exc.code, exc.message) from None
+        self._check_room(len(prompts))
+        inputs = await self._fetch_inputs(prompts)
+        owner = owner_of(ref, token)
+        jobs = []
+        for prompt in prompts:
+            jobs.append(
+                self._new_job(
+                    action="imagine",
+                    owner=owner,
+                    content=_content(prompt, msg, len(prompts)),
+                    prompt=prompt,
+                    ref=ref,
+                    webhook=webhook,
+                    inputs=[inputs[url] for url in prompt.image_urls],
+                )
+            )
+        await self.store.add(jobs)
+        for job in jobs:
+            self._enqueue(job)
+        log.info("accepted %d job(s) %s for %s", len(jobs), [j.id for j in jobs], owner)
+        return jobs
+
+    def _new_job(
+        self,
+        *,
+        action: str,
+        owner: str,
+        content: str,
+        prompt: ImaginePrompt,
+        ref: str,
+        webhook: str,
+        inputs: list[str] | None = None,
+        parent: Job | None = None,
+        tile: int | None = None,
+    ) -> Job:
+        seeds: tuple[int, ...] = ()
+        if actions.needs_engine(action) and action not in actions.UPSCALE_FACTORS:
+            fixed = prompt.seed is not None and action == "imagine"
+            base = prompt.seed if fixed and prompt.seed is not None else secrets.randbelow(2**32)
+            seeds = tile_seeds(dataclasses.replace(prompt, seed=base), count=4)
+        return Job(
+            id=new_id(),
+            button_message_id=new_id(),
+            action=action,
+            type=actions.RESULT_TYPE[action],
+            owner=owner,
+            content=content,
+            prompt=prompt.to_dict(),
+            ref=ref,
+            webhook=webhook,
+            priority=TIERS.get(prompt.speed or "fast", 1),
+            parent_id=parent.id if parent else None,
+            tile=tile,
+            inputs=inputs or [],
+            result={"seeds": list(seeds)},
+        )
+
+    async def _fetch_inputs(self, prompts: list[ImaginePrompt]) -> dict[str, str]:
+        """Fetch each distinct image URL once and keep it: a restart must not need the link again."""
+        names: dict[str, str] = {}
+        folder = self.runner.inputs_dir
+        for url in dict.fromkeys(u for p in prompts for u in p.image_urls):
+            try:
+                data = await fetch_bytes(
+                    self._fetch,
+                    url,
+                    max_bytes=self.settings.max_image_bytes,
+                    allow_private=self.settings.allow_private_urls,
+                )
+                image = await asyncio.to_thread(images.decode, data)
+            except FetchError as exc:
+                raise ServiceError(400, ResultCode.INVALID_LINK, str(exc)) from None
+            except ValueError as exc:
+                raise ServiceError(
+                    400, ResultCode.INVALID_LINK, f"The link {url} cannot be used: {exc}."
+                ) from None
+            name = hashlib.sha256(data).hexdigest()[:32] + ".png"
+            folder.mkdir(parents=True, exist_ok=True)
+            if not (folder / name).exists():
+                await asyncio.to_thread(images.save_png, image, folder / name)
+            names[url] = name
+        return names
+
+    async def press(
+        self,
+        button_message_id: str,
+        button: str,
+        *,
+        ref: str = "",
+        webhook: str = "",
+        token: str | None = None,
+    ) -> Job:
+        webhook = self._check_webhook(webhook)
+        parent = await self.store.by_button_message_id(button_message_id)
+        if parent is None:
+            raise ServiceError(
+                404,
+                ResultCode.BUTTON_NOT_FOUND,
+                f"No message has buttonMessageId {button_message_id!r}.",
+            )
+        offered = parent.result.get("buttons", []) if parent.status is JobStatus.DONE else []
+        if button not in offered:
+            choices = ", ".join(offered) or "none"
+            raise ServiceError(
+                400,
+                ResultCode.BUTTON_NOT_FOUND,
+                f"BUTTON_NOT_FOUND: {button!r} is not a button of that message (it has: {choices}).",
+            )
+        async with self._press_lock:  # two quick presses of one U must not both upscale
+            if button in actions.TILE_BUTTONS and (
+                earlier := await self.store.pressed(parent.id, button)
+            ):
+                raise ServiceError(
+                    409,
+                    ResultCode.ALREADY_REQUESTED_UPSCALE,
+                    "ALREADY_REQUESTED_UPSCALE",
+                    messageId=earlier.id,
+                )
+            if actions.needs_engine(button):
+                self._check_room(1)
+            tile = actions.TILE_BUTTONS.get(button)
+            job = self._new_job(
+                action=button,
+                owner=owner_of(ref, token) if ref else parent.owner,
+                content=parent.content,
+                prompt=ImaginePrompt.from_dict(parent.prompt),
+                ref=ref or parent.ref,
+                webhook=webhook,
+                parent=parent,
+                tile=tile,
+            )
+            await self.store.add([job])
+        self._enqueue(job)
+        return job
+
+    async def message(self, job_id: str, expire_mins: float = 12.0) -> dict[str, Any]:
+        job = await self.store.get(job_id)
+        if job is None:
+            raise ServiceError(404, None, f"No message has id {job_id!r}.")
+        if job.status.finished:
+            return {"progress": 100, "response": completed(job, self.settings.base_url)}
+        if utcnow() - job.created_at > timedelta(minutes=expire_mins):
+            return {"progress": "incomplete"}
+        state = self.runner.states.get(job.id)
+        return running(job, state, self.queue.position(job.id), self.settings.base_url)
+
+    async def info(self, user: str | None = None, token: str | None = None) -> dict[str, Any]:
+        caps = self.engine.capabilities
+        data: dict[str, Any] = {
+            "success": True,
+            "version": __version__,
+            "engine": caps.name,
+            "placeholder": caps.is_placeholder,
+            "queued": len(self.queue),
+            "running": len(self.runner.states),
+            "queueLimit": self.settings.queue_limit,
+            "maxConcurrent": self.settings.max_concurrent,
+            "capabilities": {
+                "img2img": caps.img2img,
+                "outpaint": caps.outpaint,
+                "upscale": caps.upscale,
+                "seeds": caps.seeds,
+                "nativeSize": caps.native_size,
+            },
+            "notes": list(caps.notes),
+        }
+        if user:
+            data["userUnfinished"] = await self.store.count_unfinished(
+                owner_of(json.dumps({"user": user}), token)
+            )
+        return data
+
+
+def _content(prompt: ImaginePrompt, msg: str, count: int) -> str:
+    """The prompt as the user wrote it; each permutation shows its own expansion."""
+    if count == 1:
+        return " ".join(
+            part
+            for part in msg.split()
+            if not part.lstrip("<").lower().startswith(("http://", "https://"))
+        )
+    return prompt.normalised()

@@ -1,0 +1,286 @@
+"""Durable job storage: one SQLite file in WAL mode, behind one small interface.
+
+WAL with synchronous=NORMAL survives a kill -9 of the process (only a power cut may lose the
+last transactions), which is the failure this service must ride through.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from imagine.codes import ResultCode
+from imagine.jobs import Job, JobStatus, check_transition
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    button_message_id TEXT NOT NULL UNIQUE,
+    action TEXT NOT NULL,
+    type TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    content TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    webhook TEXT NOT NULL,
+    status TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    parent_id TEXT,
+    tile INTEGER,
+    inputs TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    attempts INTEGER NOT NULL,
+    result TEXT NOT NULL,
+    error_code TEXT,
+    error TEXT NOT NULL,
+    seq INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
+CREATE INDEX IF NOT EXISTS jobs_parent ON jobs (parent_id, action);
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, status);
+CREATE TABLE IF NOT EXISTS webhooks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    body BLOB NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    last_error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks (state, next_at);
+"""
+
+_COLUMNS = (
+    "id, button_message_id, action, type, owner, content, prompt, ref, webhook, status, priority,"
+    " parent_id, tile, inputs, created_at, started_at, finished_at, attempts, result, error_code,"
+    " error"
+)
+
+
+class StoreError(RuntimeError):
+    """The data folder or database cannot be used; the message says what to do."""
+
+
+def _ts(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _row_to_job(row: sqlite3.Row | tuple[Any, ...]) -> Job:
+    (
+        id_,
+        bmid,
+        action,
+        type_,
+        owner,
+        content,
+        prompt,
+        ref,
+        webhook,
+        status,
+        priority,
+        parent_id,
+        tile,
+        inputs,
+        created,
+        started,
+        finished,
+        attempts,
+        result,
+        error_code,
+        error,
+    ) = row
+    created_at = _dt(created)
+    assert created_at is not None
+    return Job(
+        id=id_,
+        button_message_id=bmid,
+        action=action,
+        type=type_,
+        owner=owner,
+        content=content,
+        prompt=json.loads(prompt),
+        ref=ref,
+        webhook=webhook,
+        status=JobStatus(status),
+        priority=priority,
+        parent_id=parent_id,
+        tile=tile,
+        inputs=json.loads(inputs),
+        created_at=created_at,
+        started_at=_dt(started),
+        finished_at=_dt(finished),
+        attempts=attempts,
+        result=json.loads(result),
+        error_code=ResultCode(error_code) if error_code else None,
+        error=error,
+    )
+
+
+def _job_values(job: Job) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.button_message_id,
+        job.action,
+        job.type,
+        job.owner,
+        job.content,
+        json.dumps(job.prompt),
+        job.ref,
+        job.webhook,
+        job.status.value,
+        job.priority,
+        job.parent_id,
+        job.tile,
+        json.dumps(job.inputs),
+        _ts(job.created_at),
+        _ts(job.started_at),
+        _ts(job.finished_at),
+        job.attempts,
+        json.dumps(job.result),
+        job.error_code.value if job.error_code else None,
+        job.error,
+    )
+
+
+class JobStore:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path) -> JobStore:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(path)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"Cannot open the job database at {path}: {exc}.") from exc
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA busy_timeout=5000")
+            check = await db.execute_fetchall("PRAGMA quick_check")
+            if list(check) != [("ok",)]:
+                raise sqlite3.DatabaseError(f"integrity check failed: {list(check)[:3]}")
+            await db.executescript(_SCHEMA)
+            await db.commit()
+        except sqlite3.Error as exc:
+            await db.close()
+            raise StoreError(
+                f"The job database at {path} cannot be used ({exc}). If the file is damaged, "
+                "move it aside (keep it for recovery) and start again; if the folder is read-only "
+                "or full, fix that first."
+            ) from exc
+        return cls(db)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def add(self, jobs: list[Job]) -> None:
+        marks = ", ".join("?" * 21)
+        await self._db.executemany(
+            f"INSERT INTO jobs ({_COLUMNS}, seq) VALUES ({marks},"
+            " (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs))",
+            [_job_values(job) for job in jobs],
+        )
+        await self._db.commit()
+
+    async def _one(self, where: str, *args: Any) -> Job | None:
+        rows = list(
+            await self._db.execute_fetchall(f"SELECT {_COLUMNS} FROM jobs WHERE {where}", args)
+        )
+        return _row_to_job(rows[0]) if rows else None
+
+    async def get(self, job_id: str) -> Job | None:
+        return await self._one("id = ?", job_id)
+
+    async def by_button_message_id(self, button_message_id: str) -> Job | None:
+        return await self._one("button_message_id = ?", button_message_id)
+
+    async def pressed(self, parent_id: str, action: str) -> Job | None:
+        """The job a press of ``action`` on ``parent_id`` made earlier, unless that one failed."""
+        return await self._one(
+            "parent_id = ? AND action = ? AND status != 'failed' ORDER BY seq LIMIT 1",
+            parent_id,
+            action,
+        )
+
+    async def save(self, job: Job, previous: JobStatus) -> None:
+        """Write ``job`` whose status moved from ``previous`` (checked) in one transaction."""
+        check_transition(previous, job.status)
+        cursor = await self._db.execute(
+            f"UPDATE jobs SET ({_COLUMNS}) = ({', '.join('?' * 21)}) WHERE id = ? AND status = ?",
+            (*_job_values(job), job.id, previous.value),
+        )
+        if cursor.rowcount != 1:
+            await self._db.rollback()
+            raise RuntimeError(f"job {job.id} was not {previous}; not saved")
+        await self._db.commit()
+
+    async def unfinished(self) -> list[Job]:
+        rows = await self._db.execute_fetchall(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') ORDER BY seq"
+        )
+        return [_row_to_job(row) for row in rows]
+
+    async def count_unfinished(self, owner: str) -> int:
+        rows = list(
+            await self._db.execute_fetchall(
+                "SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('queued', 'running')",
+                (owner,),
+            )
+        )
+        return int(rows[0][0])
+
+    # webhooks: a durable outbox, so a restart does not drop a delivery
+
+    async def add_webhook(self, job_id: str, url: str, body: bytes, now: float) -> None:
+        await self._db.execute(
+            "INSERT INTO webhooks (job_id, url, body, next_at) VALUES (?, ?, ?, ?)",
+            (job_id, url, body, now),
+        )
+        await self._db.commit()
+
+    async def due_webhooks(
+        self, now: float, limit: int = 20
+    ) -> list[tuple[int, str, str, bytes, int]]:
+        rows = await self._db.execute_fetchall(
+            "SELECT id, job_id, url, body, attempts FROM webhooks WHERE state = 'pending' AND next_at <= ?"
+            " ORDER BY next_at LIMIT ?",
+            (now, limit),
+        )
+        return [(int(r[0]), str(r[1]), str(r[2]), bytes(r[3]), int(r[4])) for r in rows]
+
+    async def next_webhook_at(self) -> float | None:
+        rows = list(
+            await self._db.execute_fetchall(
+                "SELECT MIN(next_at) FROM webhooks WHERE state = 'pending'"
+            )
+        )
+        return None if rows[0][0] is None else float(rows[0][0])
+
+    async def update_webhook(
+        self, webhook_id: int, *, state: str, attempts: int, next_at: float, error: str
+    ) -> None:
+        await self._db.execute(
+            "UPDATE webhooks SET state = ?, attempts = ?, next_at = ?, last_error = ? WHERE id = ?",
+            (state, attempts, next_at, error, webhook_id),
+        )
+        await self._db.commit()
+
+    async def webhook_states(self, job_id: str) -> list[tuple[str, int, str]]:
+        rows = await self._db.execute_fetchall(
+            "SELECT state, attempts, last_error FROM webhooks WHERE job_id = ? ORDER BY id",
+            (job_id,),
+        )
+        return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]

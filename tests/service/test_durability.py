@@ -1,0 +1,123 @@
+"""No accepted job is lost: a restart — graceful or kill -9 — resumes queued and interrupted jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from imagine.engines.placeholder import PlaceholderEngine
+from imagine.settings import Settings
+from tests.service.conftest import ClientFactory, submit, wait_done
+
+
+async def test_graceful_restart_resumes_running_and_queued_jobs(make_client: ClientFactory) -> None:
+    client = await make_client(engine=PlaceholderEngine(seconds=1.5))
+    ids = [(await submit(client, f"job {n}"))["messageId"] for n in range(3)]
+    await asyncio.sleep(0.4)
+    status = await (await client.get(f"/v2/message/{ids[0]}")).json()
+    assert status["status"] == "running"
+    await client.close()  # the service stops with one job running and two queued
+
+    client = await make_client(engine=PlaceholderEngine(seconds=0.1))
+    for message_id in ids:
+        done = await wait_done(client, message_id)
+        assert done["status"] == "done"
+        assert len(done["imageUrls"]) == 4
+
+
+async def test_a_job_interrupted_too_often_fails_with_a_code(
+    make_client: ClientFactory, settings: Settings
+) -> None:
+    client = await make_client(engine=PlaceholderEngine(seconds=5), max_attempts=1)
+    message_id = (await submit(client, "doomed"))["messageId"]
+    await asyncio.sleep(0.3)
+    await client.close()
+    client = await make_client(max_attempts=1)
+    done = await wait_done(client, message_id)
+    assert done["status"] == "failed"
+    assert done["content"] == "INTERNAL_ERROR"
+    assert done["buttons"] == []
+    assert done["imageUrl"] is None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _serve(data_dir: Path, port: int, seconds: float) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "IMAGINE_DATA_DIR": str(data_dir),
+        "IMAGINE_PLACEHOLDER_SECONDS": str(seconds),
+        "IMAGINE_PORT": str(port),
+        "IMAGINE_API_TOKENS": "",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "imagine",
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/health") as response:
+                    if response.status == 200:
+                        return process
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+    raise AssertionError("the service did not start")
+
+
+async def test_kill_9_mid_batch_loses_nothing_and_runs_nothing_twice(tmp_path: Path) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = await _serve(tmp_path, port, seconds=1.0)
+    async with aiohttp.ClientSession() as session:
+        ids = []
+        for n in range(4):
+            async with session.post(f"{base}/v2/imagine", json={"msg": f"batch {n}"}) as response:
+                ids.append((await response.json())["messageId"])
+        await asyncio.sleep(1.4)  # the first is done, the second is running
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+
+        process = await _serve(tmp_path, port, seconds=0.05)
+        try:
+            results: list[dict[str, Any]] = []
+            for message_id in ids:
+                for _ in range(400):
+                    async with session.get(f"{base}/v2/message/{message_id}") as response:
+                        data = await response.json()
+                    if data["progress"] == 100:
+                        results.append(data["response"])
+                        break
+                    await asyncio.sleep(0.05)
+            assert [r["status"] for r in results] == ["done"] * 4
+            assert len({r["buttonMessageId"] for r in results}) == 4
+        finally:
+            process.terminate()
+            await process.wait()
+    # every job started at most twice (once before the kill, once after) and finished exactly once
+    with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:
+        rows = db.execute(
+            "SELECT id, status, attempts, finished_at FROM jobs ORDER BY seq"
+        ).fetchall()
+    assert len(rows) == 4
+    assert all(
+        status == "done" and attempts <= 2 and finished for _, status, attempts, finished in rows
+    )
+    assert rows[0][2] == 1  # done before the kill: not run again

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import pytest
+
+from imagine.prefilter import Prefilter
+
+words = Prefilter(["gore", "bad word"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "gore",
+        "GORE",
+        "so much gore!",
+        "g.o.r.e",
+        "g o r e",
+        "g-o-r-e",
+        "g0r3",
+        "ｇｏｒｅ",
+        "góre",
+        "a bad word here",
+        "BAD   WORD",
+        "b4d w0rd",
+    ],
+)
+def test_found(text: str) -> None:
+    assert words.find(text) in ("gore", "bad word")
+
+
+@pytest.mark.parametrize(
+    "text", ["gorge", "a goretex jacket", "bad", "word", "a badword", "https://x.com/gore.png cat"]
+)
+def test_not_found(text: str) -> None:
+    assert words.find(text) is None
+
+
+def test_default_list_loads() -> None:
+    default = Prefilter.load(None)
+    assert len(default) > 10
+    assert default.find("nsfw art") == "nsfw"

@@ -1,0 +1,95 @@
+"""Webhooks: the completed message is POSTed, signed, and retried until the receiver takes it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from imagine.webhooks import SIGNATURE_HEADER, sign
+from tests.service.conftest import ClientFactory, submit, wait_done
+
+
+class Receiver:
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.hits = 0
+        self.bodies: list[tuple[bytes, str | None]] = []
+        app = web.Application()
+        app.router.add_post("/hook", self.hook)
+        self.server = TestServer(app, host="127.0.0.1")
+
+    async def hook(self, request: web.Request) -> web.Response:
+        self.hits += 1
+        if self.hits <= self.failures:
+            return web.Response(status=503)
+        self.bodies.append((await request.read(), request.headers.get(SIGNATURE_HEADER)))
+        return web.Response(text="ok")
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("/hook"))
+
+
+async def _until(predicate: Any, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+async def test_webhook_override_gets_the_completed_message_signed(
+    make_client: ClientFactory,
+) -> None:
+    receiver = Receiver()
+    await receiver.server.start_server()
+    try:
+        client = await make_client(webhook_secret="shh")
+        accepted = await submit(client, "a kite", ref="r1", webhookOverride=receiver.url)
+        done = await wait_done(client, accepted["messageId"])
+        await _until(lambda: receiver.bodies)
+        body, signature = receiver.bodies[0]
+        assert json.loads(body) == done
+        assert signature == sign("shh", body)
+    finally:
+        await receiver.server.close()
+
+
+async def test_webhook_is_retried_with_backoff_until_delivered(make_client: ClientFactory) -> None:
+    receiver = Receiver(failures=3)
+    await receiver.server.start_server()
+    try:
+        client = await make_client(
+            webhook_url=receiver.url, webhook_retry_delays=(0.05, 0.1, 0.2, 0.4, 0.8)
+        )
+        accepted = await submit(client, "a boat")
+        await wait_done(client, accepted["messageId"])
+        await _until(lambda: receiver.bodies)
+        assert receiver.hits == 4
+        assert json.loads(receiver.bodies[0][0])["originatingMessageId"] == accepted["messageId"]
+        assert receiver.bodies[0][1] is None  # no secret, no signature
+    finally:
+        await receiver.server.close()
+
+
+async def test_webhook_to_a_private_address_is_refused_unless_allowed(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(allow_private_urls=False)
+    response = await client.post(
+        "/v2/imagine", json={"msg": "a cat", "webhookOverride": "http://127.0.0.1:9/hook"}
+    )
+    data = await response.json()
+    assert response.status == 400
+    assert data["code"] == "INVALID_LINK"
+    assert "private or local" in data["msg"]
+
+
+async def test_default_retry_schedule_spans_at_least_two_minutes() -> None:
+    from imagine.settings import Settings
+
+    delays = Settings().webhook_retry_delays
+    assert len(delays) >= 4  # ≥ 5 tries
+    assert sum(delays) >= 120
