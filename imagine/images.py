@@ -48,7 +48,7 @@ def save_webp(image: Image.Image, path: Path, quality: int = 90) -> None:
     tmp.replace(path)
 
 
-def save_jpeg(image: Image.Image, path: Path, quality: int = 85) -> None:
+def save_jpeg(image: Image.Image, path: Path, quality: int = 92) -> None:
     tmp = path.with_suffix(".tmp")
     image.convert("RGB").save(tmp, format="JPEG", quality=quality)
     tmp.replace(path)

@@ -40,7 +40,11 @@ def _fold(text: str) -> str:
 def _candidates(text: str) -> Iterator[list[str]]:
     """Word sequences to check: as written, with separators removed, and spelled-out letters joined."""
     folded = _fold(_URL.sub(" ", text))
-    for variant in (folded, folded.translate(_LEET_ONE_AS_L).translate(_LEET), folded.translate(_LEET)):
+    for variant in (
+        folded,
+        folded.translate(_LEET_ONE_AS_L).translate(_LEET),
+        folded.translate(_LEET),
+    ):
         yield _WORDS.findall(variant)
         chunks = [_SEPARATORS.sub("", chunk) for chunk in variant.split()]
         yield [word for chunk in chunks for word in _WORDS.findall(chunk)]

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ class Runner:
                 small = preview.copy()
                 small.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
                 name = f"preview-{state.previews}.jpg"
-                images.save_jpeg(small, self.job_dir(job_id) / name)
+                images.save_jpeg(small, self.job_dir(job_id) / name, quality=80)
                 state.previews += 1
                 state.preview = name
 
@@ -203,14 +204,17 @@ class Runner:
         folder = self.job_dir(job.id)
 
         def write() -> None:
-            for index, tile in enumerate(tiles):
-                images.save_png(tile, folder / f"{index}.png")
-            images.save_webp(images.compose_grid(tiles), folder / "grid.webp")
+            # Pillow's encoders release the GIL: tiles and grid encode side by side.
+            jobs = [(images.save_png, tile, folder / f"{i}.png") for i, tile in enumerate(tiles)]
+            jobs.append((images.save_jpeg, images.compose_grid(tiles), folder / "grid.jpg"))
+            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+                for future in [pool.submit(save, image, path) for save, image, path in jobs]:
+                    future.result()
 
         await asyncio.to_thread(write)
         caps = self.context.capabilities
         return {
-            "images": {"grid": "grid.webp", "tiles": [f"{i}.png" for i in range(len(tiles))]},
+            "images": {"grid": "grid.jpg", "tiles": [f"{i}.png" for i in range(len(tiles))]},
             "buttons": actions.buttons_for(
                 job.type, caps, (request.width, request.height), job.action
             ),

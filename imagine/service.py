@@ -7,8 +7,8 @@ edge (:mod:`imagine.app`) turns those into responses.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -76,6 +76,8 @@ class ImagineService:
             delays=settings.webhook_retry_delays,
             allow_private=settings.allow_private_urls,
         )
+        self.active: set[str] = set()
+        """Jobs taken from the queue and not yet finished."""
         self._tasks: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._press_lock = asyncio.Lock()
@@ -128,12 +130,16 @@ class ImagineService:
                 log.exception("worker %d: job %s could not be finished", number, job_id)
 
     async def _run(self, job_id: str) -> None:
-        job = await self.store.get(job_id)
-        if job is None or job.status is not JobStatus.QUEUED:
-            return
-        job.status, job.started_at, job.attempts = JobStatus.RUNNING, utcnow(), job.attempts + 1
-        await self.store.save(job, JobStatus.QUEUED)
-        job = await self.runner.run(job)
+        self.active.add(job_id)
+        try:
+            job = await self.store.get(job_id)
+            if job is None or job.status is not JobStatus.QUEUED:
+                return
+            job.status, job.started_at, job.attempts = JobStatus.RUNNING, utcnow(), job.attempts + 1
+            await self.store.save(job, JobStatus.QUEUED)
+            job = await self.runner.run(job)
+        finally:
+            self.active.discard(job_id)
         await self._notify(job)
 
     async def _notify(self, job: Job) -> None:
@@ -343,7 +349,7 @@ class ImagineService:
             "engine": caps.name,
             "placeholder": caps.is_placeholder,
             "queued": len(self.queue),
-            "running": len(self.runner.states),
+            "running": len(self.active),
             "queueLimit": self.settings.queue_limit,
             "maxConcurrent": self.settings.max_concurrent,
             "capabilities": {

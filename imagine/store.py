@@ -6,6 +6,7 @@ last transactions), which is the failure this service must ride through.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from datetime import UTC, datetime
@@ -157,6 +158,11 @@ def _job_values(job: Job) -> tuple[Any, ...]:
 class JobStore:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        # Group commit: writes that arrive while a transaction is being committed wait and go
+        # together in the next one. One connection, one writer: no coroutine ever sees another's
+        # half-done transaction, and a burst of submissions costs one commit, not one each.
+        self._pending: list[tuple[str, Any, bool, asyncio.Future[int]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> JobStore:
@@ -184,16 +190,49 @@ class JobStore:
         return cls(db)
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            await self._flusher
         await self._db.close()
+
+    async def _commit(self, sql: str, params: Any, *, many: bool = False) -> int:
+        """Run one write statement in the next group transaction; the number of rows it changed."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append((sql, params, many, future))
+        if self._flusher is None or self._flusher.done():
+            # its own task: a caller cancelled mid-commit must not strand the others' writes
+            self._flusher = asyncio.create_task(self._drain())
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            await self._flush(batch)
+
+    async def _flush(self, batch: list[tuple[str, Any, bool, asyncio.Future[int]]]) -> None:
+        counts: list[int] = []
+        try:
+            for sql, params, many, _ in batch:
+                run = self._db.executemany if many else self._db.execute
+                counts.append(int((await run(sql, params)).rowcount))
+            await self._db.commit()
+        except Exception as exc:
+            await self._db.rollback()
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (*_, future), count in zip(batch, counts, strict=True):
+            if not future.done():
+                future.set_result(count)
 
     async def add(self, jobs: list[Job]) -> None:
         marks = ", ".join("?" * 21)
-        await self._db.executemany(
+        await self._commit(
             f"INSERT INTO jobs ({_COLUMNS}, seq) VALUES ({marks},"
             " (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs))",
             [_job_values(job) for job in jobs],
+            many=True,
         )
-        await self._db.commit()
 
     async def _one(self, where: str, *args: Any) -> Job | None:
         rows = list(
@@ -218,14 +257,12 @@ class JobStore:
     async def save(self, job: Job, previous: JobStatus) -> None:
         """Write ``job`` whose status moved from ``previous`` (checked) in one transaction."""
         check_transition(previous, job.status)
-        cursor = await self._db.execute(
+        changed = await self._commit(
             f"UPDATE jobs SET ({_COLUMNS}) = ({', '.join('?' * 21)}) WHERE id = ? AND status = ?",
             (*_job_values(job), job.id, previous.value),
         )
-        if cursor.rowcount != 1:
-            await self._db.rollback()
+        if changed != 1:
             raise RuntimeError(f"job {job.id} was not {previous}; not saved")
-        await self._db.commit()
 
     async def unfinished(self) -> list[Job]:
         rows = await self._db.execute_fetchall(
@@ -245,11 +282,10 @@ class JobStore:
     # webhooks: a durable outbox, so a restart does not drop a delivery
 
     async def add_webhook(self, job_id: str, url: str, body: bytes, now: float) -> None:
-        await self._db.execute(
+        await self._commit(
             "INSERT INTO webhooks (job_id, url, body, next_at) VALUES (?, ?, ?, ?)",
             (job_id, url, body, now),
         )
-        await self._db.commit()
 
     async def due_webhooks(
         self, now: float, limit: int = 20
@@ -272,11 +308,10 @@ class JobStore:
     async def update_webhook(
         self, webhook_id: int, *, state: str, attempts: int, next_at: float, error: str
     ) -> None:
-        await self._db.execute(
+        await self._commit(
             "UPDATE webhooks SET state = ?, attempts = ?, next_at = ?, last_error = ? WHERE id = ?",
             (state, attempts, next_at, error, webhook_id),
         )
-        await self._db.commit()
 
     async def webhook_states(self, job_id: str) -> list[tuple[str, int, str]]:
         rows = await self._db.execute_fetchall(

@@ -33,7 +33,9 @@ def create_engine(settings: Settings, name: str | None = None) -> Engine:
     target = ENGINES.get(name)
     if target is None:
         choices = ", ".join(sorted(ENGINES))
-        raise EngineUnavailable(f"IMAGINE_ENGINE={name!r} is not an engine; choose one of: {choices}.")
+        raise EngineUnavailable(
+            f"IMAGINE_ENGINE={name!r} is not an engine; choose one of: {choices}."
+        )
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)

@@ -61,6 +61,10 @@ class Capabilities:
     weighted_prompts: bool = False
     """True when the engine honours ``GenerateRequest.weighted`` itself."""
     max_batch: int = 4
+    default_steps: int | None = None
+    """Steps the engine uses when GenerateRequest.steps is None; --quality scales it."""
+    default_guidance: float | None = None
+    """Guidance used when GenerateRequest.guidance is None; --stylize scales it."""
     notes: tuple[str, ...] = ()
     """Sentences shown to users about this engine's limits (e.g. 'seeds are not supported')."""
 

@@ -82,7 +82,11 @@ class PlaceholderEngine:
 
     def _generate(self, request: GenerateRequest, progress: ProgressCallback) -> list[Image.Image]:
         size = (request.width, request.height)
-        text = request.prompt if not request.negative_prompt else f"{request.prompt} --no {request.negative_prompt}"
+        text = (
+            request.prompt
+            if not request.negative_prompt
+            else f"{request.prompt} --no {request.negative_prompt}"
+        )
         tiles = []
         for seed in request.seeds:
             image = render(text, seed, *size)
@@ -96,12 +100,16 @@ class PlaceholderEngine:
         self._simulate(progress, tiles[0].resize((max(1, size[0] // 8), max(1, size[1] // 8))))
         return tiles
 
-    async def generate(self, request: GenerateRequest, progress: ProgressCallback) -> list[Image.Image]:
+    async def generate(
+        self, request: GenerateRequest, progress: ProgressCallback
+    ) -> list[Image.Image]:
         return await asyncio.to_thread(self._generate, request, progress)
 
     def _upscale(self, image: Image.Image, factor: int, progress: ProgressCallback) -> Image.Image:
         self._simulate(progress, None)
         return image.resize((image.width * factor, image.height * factor), Image.Resampling.LANCZOS)
 
-    async def upscale(self, image: Image.Image, factor: int, progress: ProgressCallback) -> Image.Image:
+    async def upscale(
+        self, image: Image.Image, factor: int, progress: ProgressCallback
+    ) -> Image.Image:
         return await asyncio.to_thread(self._upscale, image, factor, progress)

@@ -1,0 +1,221 @@
+"""OpenAI Images (gpt-image-1, dall-e-2, dall-e-3) as an engine.
+
+txt2img is ``/images/generations`` with ``n`` tiles at the supported size nearest the requested
+aspect; img2img and outpaint are ``/images/edits`` (outpaint sends a mask whose transparent pixels
+are the area to paint). Results are cropped and resized to exactly the size asked for. OpenAI has
+no seeds and no progress: the service is told so through the capabilities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+from typing import Any, Self
+
+from PIL import Image
+
+from imagine.codes import ResultCode
+from imagine.engines import imagecodec
+from imagine.engines.base import (
+    Capabilities,
+    EngineError,
+    EngineUnavailable,
+    GenerateRequest,
+    ProgressCallback,
+)
+from imagine.engines.remote import FilePart, Hints, RemoteService, RetryPolicy, Timeouts, parse_url
+from imagine.engines.remote_jobs import ProgressReporter, await_with_ticks
+from imagine.settings import Settings
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = "gpt-image-1"
+MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    sizes: tuple[tuple[int, int], ...]
+    max_n: int
+    """Images per call (dall-e-3 makes one)."""
+    wants_response_format: bool
+    """dall-e-* return URLs unless asked for b64_json; gpt-image-* always return base64."""
+
+
+GPT_IMAGE = ModelSpec(((1024, 1024), (1536, 1024), (1024, 1536)), 10, False)
+SPECS = {
+    "dall-e-2": ModelSpec(((256, 256), (512, 512), (1024, 1024)), 10, True),
+    "dall-e-3": ModelSpec(((1024, 1024), (1792, 1024), (1024, 1792)), 1, True),
+}
+
+
+def nearest_size(sizes: tuple[tuple[int, int], ...], width: int, height: int) -> tuple[int, int]:
+    """The supported size closest in aspect ratio, then in pixel count."""
+    return min(
+        sizes,
+        key=lambda s: (
+            round(abs(math.log(s[0] / s[1]) - math.log(width / height)), 6),
+            abs(s[0] * s[1] - width * height),
+        ),
+    )
+
+
+class OpenAIEngine:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        model: str = DEFAULT_MODEL,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.model = model
+        self.poll_interval = poll_interval
+        self.service = RemoteService(
+            "OpenAI",
+            base_url,
+            hints=Hints(url="OPENAI_BASE_URL", auth="OPENAI_API_KEY"),
+            headers={"Authorization": f"Bearer {api_key}"},
+            retry=retry,
+            timeouts=timeouts,
+            explain=self._explain,
+        )
+        self._capabilities = Capabilities(
+            name="openai",
+            native_size=1024,
+            multiple=8,
+            img2img=model != "dall-e-3",
+            outpaint=model != "dall-e-3",
+            upscale=False,
+            seeds=False,
+            notes=(
+                "OpenAI does not support seeds: --seed is ignored.",
+                "Upscale enlarges with a plain resize on this engine (no upscaling model).",
+            ),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        env = settings.environ
+        api_key = env.get("OPENAI_API_KEY", "").strip()
+        if not api_key:
+            raise EngineUnavailable("Set OPENAI_API_KEY to use the openai engine.")
+        return cls(
+            api_key,
+            base_url=parse_url(
+                env.get("OPENAI_BASE_URL", "").strip() or DEFAULT_BASE_URL, "OPENAI_BASE_URL"
+            ),
+            model=env.get("OPENAI_IMAGE_MODEL", "").strip() or settings.model or DEFAULT_MODEL,
+            timeouts=Timeouts(render=settings.job_timeout),
+        )
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    async def start(self) -> None:
+        return None  # configuration was checked in from_settings; no paid call at start-up
+
+    async def close(self) -> None:
+        await self.service.close()
+
+    def _explain(self, status: int, payload: Any) -> EngineError | None:
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if not isinstance(error, dict):
+            return None
+        code, message = error.get("code"), " ".join(str(error.get("message", "")).split())[:300]
+        if code in MODERATION_CODES:
+            return EngineError(
+                ResultCode.BANNED_PROMPT, f"OpenAI's safety system refused this request: {message}"
+            )
+        if code in ("insufficient_quota", "billing_hard_limit_reached"):
+            return EngineError(
+                ResultCode.FAILED_TO_REQUEST,
+                f"OpenAI refused for lack of quota ({message}); check the billing of the "
+                "account behind OPENAI_API_KEY.",
+            )
+        return None
+
+    async def generate(
+        self, request: GenerateRequest, progress: ProgressCallback
+    ) -> list[Image.Image]:
+        reporter = ProgressReporter(progress)
+        reporter(0.0)
+        model = request.model or self.model
+        spec = SPECS.get(model, GPT_IMAGE)
+        width, height = nearest_size(spec.sizes, request.width, request.height)
+        prompt = request.prompt
+        if request.negative_prompt:  # OpenAI has no negative prompt; say it in words
+            prompt = f"{prompt}\nAvoid: {request.negative_prompt}"
+        common: dict[str, Any] = {"model": model, "prompt": prompt, "size": f"{width}x{height}"}
+        if spec.wants_response_format:
+            common["response_format"] = "b64_json"
+        files: dict[str, FilePart] = {}
+        if request.init_image is not None:
+            files = await asyncio.to_thread(_edit_files, request)
+        encoded: list[str] = []
+        while len(encoded) < len(request.seeds):
+            n = min(spec.max_n, len(request.seeds) - len(encoded))
+            try:
+                encoded += await await_with_ticks(
+                    self._call(common | {"n": n}, files),
+                    interval=self.poll_interval,
+                    tick=reporter.async_tick,
+                    stop=_nothing_to_stop,
+                )
+            except EngineError as exc:
+                if files:
+                    raise _blame_image(exc) from None
+                raise
+        try:
+            images = await asyncio.to_thread(imagecodec.decode_base64_many, encoded)
+        except imagecodec.BadImage as exc:
+            raise self.service.malformed(f"an image cannot be read ({exc})") from None
+        reporter.done()
+        return [imagecodec.fit(i.convert("RGB"), request.width, request.height) for i in images]
+
+    async def _call(self, fields: dict[str, Any], files: dict[str, FilePart]) -> list[str]:
+        if files:
+            form: dict[str, str | FilePart] = {k: str(v) for k, v in fields.items()}
+            answer = await self.service.json("POST", "/images/edits", form=form | files, long=True)
+        else:
+            answer = await self.service.json(
+                "POST", "/images/generations", json_body=fields, long=True
+            )
+        data = answer.get("data") if isinstance(answer, dict) else None
+        encoded = [item.get("b64_json") for item in data or [] if isinstance(item, dict)]
+        if not data or len(encoded) != fields["n"] or not all(isinstance(e, str) for e in encoded):
+            raise self.service.malformed(f"the answer does not hold {fields['n']} b64_json images")
+        return [str(e) for e in encoded]
+
+    async def upscale(
+        self, image: Image.Image, factor: int, progress: ProgressCallback
+    ) -> Image.Image:
+        progress(0.0, None)
+        result = await asyncio.to_thread(imagecodec.enlarge, image, factor)
+        progress(1.0, None)
+        return result
+
+
+def _edit_files(request: GenerateRequest) -> dict[str, FilePart]:
+    assert request.init_image is not None
+    files = {
+        "image": FilePart("image.png", imagecodec.encode_png(request.init_image.convert("RGB")))
+    }
+    if request.mask is not None:
+        hole = imagecodec.with_alpha_hole(request.init_image, request.mask)
+        files["mask"] = FilePart("mask.png", imagecodec.encode_png(hole))
+    return files
+
+
+def _blame_image(exc: EngineError) -> EngineError:
+    """A refused edit whose reason does not name the prompt was refused for its image."""
+    if exc.code is ResultCode.BANNED_PROMPT and "prompt" not in exc.message.lower():
+        return EngineError(ResultCode.IMAGE_BLOCKED, exc.message)
+    return exc
+
+
+async def _nothing_to_stop() -> None:
+    """OpenAI has no cancel: dropping the connection is all we can do."""

@@ -1,0 +1,172 @@
+"""From a parsed prompt to what an engine renders: size, steps, guidance, model, seeds.
+
+Midjourney's knobs have no exact diffusion equivalent; these are the mappings, each relative to
+the engine's own defaults so that a prompt without parameters renders exactly as the engine
+would by itself:
+
+- ``--ar`` keeps the engine's pixel budget (native_size²) and its size multiple.
+- ``--quality q`` multiplies the engine's default steps by q.
+- ``--stylize s`` scales the engine's default guidance by ``1 - 0.25·log10((s + 10) / 110)``:
+  ×1 at the default 100, ×1.26 at 0 (follow the prompt closely), ×0.76 at 1000 (freer).
+- ``--iw`` 0–3 becomes the img2img strength ``0.95 - 0.25·iw``: 0.7 at the default 1, 0.2 at 3.
+- Engines that weigh parts get ``weighted`` (negative parts and ``--no`` included) and an empty
+  negative_prompt; the others get the flattened text and the joined negatives.
+- ``--chaos``, ``--weird``, ``--stop`` and ``--style`` travel in ``extra`` for engines that can
+  use them; see :func:`tile_seeds` and :func:`chaos_guidance` for chaos.
+
+An engine states its defaults as ``default_steps`` / ``default_guidance`` on its Capabilities;
+without them, steps and guidance stay None (the engine decides) and ``extra`` carries
+``quality`` and ``stylize`` so the engine can scale its own defaults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections.abc import Mapping
+
+from imagine.engines.base import Capabilities, GenerateRequest
+from imagine.prompt.errors import PromptError
+from imagine.prompt.model import ImaginePrompt
+from imagine.prompt.params import canonical_version
+
+SEED_SPACE = 2**32
+
+
+def resolve_size(aspect: tuple[int, int], native: int, multiple: int) -> tuple[int, int]:
+    """Width and height with ``width * height ≈ native²`` and ``width / height ≈ aspect``,
+    each a multiple of ``multiple`` and at least ``multiple``."""
+    ratio_w, ratio_h = aspect
+    scale = native / math.sqrt(ratio_w * ratio_h)
+    width = max(multiple, round(ratio_w * scale / multiple) * multiple)
+    height = max(multiple, round(ratio_h * scale / multiple) * multiple)
+    return width, height
+
+
+def image_strength(prompt: ImaginePrompt) -> float:
+    """img2img strength (0 keeps the image, 1 ignores it) for ``--iw``: higher iw keeps more."""
+    return round(min(0.95, max(0.2, 0.95 - 0.25 * prompt.image_weight)), 4)
+
+
+def _mixed_seed(base: int, index: int, chaos: int) -> int:
+    digest = hashlib.blake2b(f"{base}:{index}:{chaos}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big")
+
+
+def tile_seeds(
+    prompt: ImaginePrompt, count: int = 4, rng: random.Random | None = None
+) -> tuple[int, ...]:
+    """One seed per tile. The first is ``--seed`` (or a random one to report), so reporting it
+    and sending it back with the same ``--chaos`` reproduces the whole grid.
+
+    With chaos 0 the seeds are s, s+1, s+2, s+3 (mod 2³²), as Midjourney users expect. With
+    chaos above 0 the later seeds are hashed from (s, tile, chaos): a different chaos gives a
+    different grid, the same chaos the same one. In diffusion, neighbouring seeds already give
+    unrelated noise, so seeds alone cannot make tiles *more* different; what chaos adds is a
+    per-tile guidance jitter (:func:`chaos_guidance`) that engines apply through ``extra``.
+    """
+    base = prompt.seed
+    if base is None:
+        base = (rng or random.SystemRandom()).randrange(SEED_SPACE)
+    if prompt.chaos == 0:
+        return tuple((base + index) % SEED_SPACE for index in range(count))
+    return (base, *(_mixed_seed(base, index, prompt.chaos) for index in range(1, count)))
+
+
+def chaos_guidance(guidance: float, chaos: int, seed: int) -> float:
+    """``guidance`` jittered for one tile: up to ±50% at chaos 100, decided by the tile's seed
+    (so a tile renders the same every time). Engines that set guidance per tile call this."""
+    if chaos == 0:
+        return guidance
+    unit = _mixed_seed(seed, -1, chaos) / (SEED_SPACE - 1) * 2 - 1  # in [-1, 1]
+    return round(guidance * (1 + 0.5 * chaos / 100 * unit), 4)
+
+
+def stylize_factor(stylize: int) -> float:
+    return 1 - 0.25 * math.log10((stylize + 10) / 110)
+
+
+def _default(capabilities: Capabilities, name: str) -> float | None:
+    # Capabilities may not declare engine defaults yet (see the module docstring); read them
+    # when present so an engine opts in by adding the field.
+    value = getattr(capabilities, name, None)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def choose_model(
+    prompt: ImaginePrompt, models: Mapping[str, str], default_model: str | None
+) -> str | None:
+    """The model for ``--v``/``--niji`` through ``models`` (IMAGINE_MODELS), else the default."""
+    if prompt.version is None:
+        return default_model
+    mapped = {_model_key(key): value for key, value in models.items()}
+    model = mapped.get(_model_key(prompt.version))
+    if model is not None:
+        return model
+    niji = prompt.version.startswith("niji")
+    parameter = "--niji" if niji else "--v"
+    asked = f"--{prompt.version}" if niji else f"--v {prompt.version}"
+    if mapped:
+        available = ", ".join(
+            f"--{key}" if key.startswith("niji") else f"--v {key}" for key in sorted(mapped)
+        )
+        hint = f"this server has {available}"
+    else:
+        hint = (
+            f"this server has no model versions configured (IMAGINE_MODELS); leave out {parameter}"
+        )
+    raise PromptError(f"Invalid parameter: {asked} is not available: {hint}.", parameter=parameter)
+
+
+def _model_key(key: str) -> str:
+    words = key.lower().split()
+    if words and words[0] in ("v", "--v", "version"):
+        words = words[1:]
+    if words and words[-1] != "niji":
+        words[-1] = canonical_version(words[-1]) or words[-1]
+    return " ".join(words)
+
+
+def plan_generation(
+    prompt: ImaginePrompt,
+    capabilities: Capabilities,
+    *,
+    seeds: tuple[int, ...],
+    models: Mapping[str, str],
+    default_model: str | None,
+) -> GenerateRequest:
+    """The engine request for ``prompt`` (the service adds the init image for image prompts)."""
+    width, height = resolve_size(prompt.aspect, capabilities.native_size, capabilities.multiple)
+    steps: int | None = None
+    default_steps = _default(capabilities, "default_steps")
+    if prompt.quality != 1.0 and default_steps is not None:
+        steps = max(1, round(default_steps * prompt.quality))
+    guidance: float | None = None
+    default_guidance = _default(capabilities, "default_guidance")
+    if prompt.stylize != 100 and default_guidance is not None:
+        guidance = round(default_guidance * stylize_factor(prompt.stylize), 4)
+    # An engine that weighs parts finds the negatives (--no included) in `weighted`; repeating
+    # them in negative_prompt would count them twice.
+    weighted = prompt.parts if capabilities.weighted_prompts else ()
+    return GenerateRequest(
+        prompt=prompt.text,
+        width=width,
+        height=height,
+        seeds=seeds,
+        negative_prompt="" if weighted else prompt.negative_prompt,
+        weighted=weighted,
+        steps=steps,
+        guidance=guidance,
+        model=choose_model(prompt, models, default_model),
+        strength=image_strength(prompt),
+        tile=prompt.tile,
+        extra={
+            "chaos": prompt.chaos,
+            "weird": prompt.weird,
+            "stop": prompt.stop,
+            "style": prompt.style,
+            "quality": prompt.quality,
+            "stylize": prompt.stylize,
+        },
+    )
