@@ -23,7 +23,8 @@ def compose_grid(tiles: list[Image.Image]) -> Image.Image:
     width, height = tiles[0].size
     grid = Image.new("RGB", (width * 2, height * 2))
     for index, tile in enumerate(tiles[:4]):
-        grid.paste(tile.convert("RGB"), ((index % 2) * width, (index // 2) * height))
+        rgb = tile if tile.mode == "RGB" else tile.convert("RGB")
+        grid.paste(rgb, ((index % 2) * width, (index // 2) * height))
     return grid
 
 
@@ -50,7 +51,9 @@ def save_webp(image: Image.Image, path: Path, quality: int = 90) -> None:
 
 def save_jpeg(image: Image.Image, path: Path, quality: int = 92) -> None:
     tmp = path.with_suffix(".tmp")
-    image.convert("RGB").save(tmp, format="JPEG", quality=quality)
+    (image if image.mode == "RGB" else image.convert("RGB")).save(
+        tmp, format="JPEG", quality=quality
+    )
     tmp.replace(path)
 
 

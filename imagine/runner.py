@@ -205,10 +205,15 @@ class Runner:
 
         def write() -> None:
             # Pillow's encoders release the GIL: tiles and grid encode side by side.
-            jobs = [(images.save_png, tile, folder / f"{i}.png") for i, tile in enumerate(tiles)]
-            jobs.append((images.save_jpeg, images.compose_grid(tiles), folder / "grid.jpg"))
             with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-                for future in [pool.submit(save, image, path) for save, image, path in jobs]:
+                grid = pool.submit(
+                    lambda: images.save_jpeg(images.compose_grid(tiles), folder / "grid.jpg")
+                )
+                pngs = [
+                    pool.submit(images.save_png, t, folder / f"{i}.png")
+                    for i, t in enumerate(tiles)
+                ]
+                for future in [grid, *pngs]:
                     future.result()
 
         await asyncio.to_thread(write)
@@ -234,7 +239,8 @@ def _checked_tiles(tiles: object, request: GenerateRequest) -> list[Image.Image]
             f"The engine returned something other than {expected} images.",
         )
     size = (request.width, request.height)
-    return [t.convert("RGB") if t.size == size else t.convert("RGB").resize(size) for t in tiles]
+    rgb = [t if t.mode == "RGB" else t.convert("RGB") for t in tiles]
+    return [t if t.size == size else t.resize(size) for t in rgb]
 
 
 def _checked_single(image: object) -> Image.Image:

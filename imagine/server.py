@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from imagine.app import create_app
+from imagine.engines.base import Engine
 from imagine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,12 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def start_service(settings: Settings) -> RunningService:
+async def start_service(settings: Settings, engine: Engine | None = None) -> RunningService:
     """Start the API on ``settings.host``/``settings.port`` (port 0 = any free port)."""
     check_binding(settings)
     sock = _listen(settings.host, settings.port)
     settings = settings.with_(port=sock.getsockname()[1])  # image URLs need the real port
-    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False)
+    runner = web.AppRunner(create_app(settings, engine), access_log=None, handle_signals=False)
     try:
         await runner.setup()
         await web.SockSite(runner, sock).start()

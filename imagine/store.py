@@ -40,8 +40,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL,
     result TEXT NOT NULL,
     error_code TEXT,
-    error TEXT NOT NULL,
-    seq INTEGER
+    error TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 CREATE INDEX IF NOT EXISTS jobs_parent ON jobs (parent_id, action);
@@ -228,8 +227,7 @@ class JobStore:
     async def add(self, jobs: list[Job]) -> None:
         marks = ", ".join("?" * 21)
         await self._commit(
-            f"INSERT INTO jobs ({_COLUMNS}, seq) VALUES ({marks},"
-            " (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs))",
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES ({marks})",
             [_job_values(job) for job in jobs],
             many=True,
         )
@@ -249,7 +247,7 @@ class JobStore:
     async def pressed(self, parent_id: str, action: str) -> Job | None:
         """The job a press of ``action`` on ``parent_id`` made earlier, unless that one failed."""
         return await self._one(
-            "parent_id = ? AND action = ? AND status != 'failed' ORDER BY seq LIMIT 1",
+            "parent_id = ? AND action = ? AND status != 'failed' ORDER BY rowid LIMIT 1",
             parent_id,
             action,
         )
@@ -266,7 +264,7 @@ class JobStore:
 
     async def unfinished(self) -> list[Job]:
         rows = await self._db.execute_fetchall(
-            f"SELECT {_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') ORDER BY seq"
+            f"SELECT {_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') ORDER BY rowid"
         )
         return [_row_to_job(row) for row in rows]
 

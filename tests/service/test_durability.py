@@ -114,7 +114,7 @@ async def test_kill_9_mid_batch_loses_nothing_and_runs_nothing_twice(tmp_path: P
     # every job started at most twice (once before the kill, once after) and finished exactly once
     with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:
         rows = db.execute(
-            "SELECT id, status, attempts, finished_at FROM jobs ORDER BY seq"
+            "SELECT id, status, attempts, finished_at FROM jobs ORDER BY rowid"
         ).fetchall()
     assert len(rows) == 4
     assert all(
