@@ -45,7 +45,12 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ServiceError as exc:
-        return _error(exc.status, exc.message, exc.code.value if exc.code else None, **exc.extra)
+        response = _error(
+            exc.status, exc.message, exc.code.value if exc.code else None, **exc.extra
+        )
+        if "retryAfter" in exc.extra:
+            response.headers["Retry-After"] = str(exc.extra["retryAfter"])
+        return response
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"The request body is too large; the limit is {MAX_BODY // 1024} KiB.")
     except web.HTTPNotFound:
@@ -112,6 +117,12 @@ def _string(data: dict[str, Any], name: str, *, required: bool = False, limit: i
         raise ServiceError(400, None, f"'{name}' must be a string, not {type(value).__name__}.")
     if "\x00" in value:
         raise ServiceError(400, None, f"'{name}' contains a NUL character.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ServiceError(
+            400, None, f"'{name}' is not valid UTF-8 text (it has a lone surrogate)."
+        ) from None
     if len(value) > limit:
         raise ServiceError(
             400, None, f"'{name}' is {len(value)} characters long; the limit is {limit}."

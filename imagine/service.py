@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from imagine.messages import completed, running
 from imagine.netguard import BlockedAddress, check_url
 from imagine.prefilter import Prefilter
 from imagine.prompt import ImaginePrompt, PromptError, parse, tile_seeds
+from imagine.ratelimit import RateLimiter
 from imagine.runner import Runner
 from imagine.settings import Settings
 from imagine.store import JobStore
@@ -43,15 +45,24 @@ class ServiceError(Exception):
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
 
-def owner_of(ref: str, token: str | None) -> str:
-    """Who a job belongs to, for fairness and per-user counts: the ref's "user", scoped by token."""
-    scope = hashlib.sha256(token.encode()).hexdigest()[:12] if token else "local"
-    user = ""
+def token_scope(token: str | None) -> str:
+    """A stable name for an API token that does not store the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()[:12] if token else "local"
+
+
+def ref_user(ref: str) -> str:
+    """The "user" of a JSON-object ref (the bot sends the Discord user id), or ""."""
     with contextlib.suppress(ValueError, TypeError, AttributeError):
         data = json.loads(ref)
         if isinstance(data, dict):
-            user = str(data.get("user") or data.get("userId") or "")
-    return f"{scope}:{user}" if user else scope
+            return str(data.get("user") or data.get("userId") or "")
+    return ""
+
+
+def owner_of(ref: str, token: str | None) -> str:
+    """Who a job belongs to, for fairness and per-user counts: the ref's "user", scoped by token."""
+    user = ref_user(ref)
+    return f"{token_scope(token)}:{user}" if user else token_scope(token)
 
 
 class ImagineService:
@@ -82,6 +93,8 @@ class ImagineService:
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._press_lock = asyncio.Lock()
         self._fetch = guarded_session(settings.allow_private_urls, settings.fetch_timeout)
+        self._token_rate = RateLimiter(settings.rate_per_token)
+        self._user_rate = RateLimiter(settings.rate_per_user)
 
     # lifecycle
 
@@ -161,6 +174,24 @@ class ImagineService:
                 ) from None
         return url
 
+    def _check_rate(self, ref: str, token: str | None) -> None:
+        if token and (wait := self._token_rate.acquire(token_scope(token))):
+            raise ServiceError(
+                429,
+                None,
+                f"Too many requests with this API token: at most {self.settings.rate_per_token} a "
+                f"minute. Try again in {math.ceil(wait)} s.",
+                retryAfter=math.ceil(wait),
+            )
+        if (user := ref_user(ref)) and (wait := self._user_rate.acquire(owner_of(ref, token))):
+            raise ServiceError(
+                429,
+                None,
+                f"Too many requests from user {user}: at most {self.settings.rate_per_user} a minute. "
+                f"Try again in {math.ceil(wait)} s.",
+                retryAfter=math.ceil(wait),
+            )
+
     def _check_room(self, count: int) -> None:
         if len(self.queue) + count > self.settings.queue_limit:
             raise ServiceError(429, ResultCode.QUEUE_FULL, "QUEUE_FULL")
@@ -187,6 +218,7 @@ class ImagineService:
                 400, None, f"ref is {len(ref)} characters long; the limit is {MAX_REF_CHARS}."
             )
         webhook = self._check_webhook(webhook)
+        self._check_rate(ref, token)
         if not ignore_prefilter and (word := self.prefilter.find(msg)):
             raise ServiceError(400, ResultCode.BANNED_PROMPT, f"Invalid phrase: '{word}'")
         try:
@@ -288,6 +320,7 @@ class ImagineService:
         token: str | None = None,
     ) -> Job:
         webhook = self._check_webhook(webhook)
+        self._check_rate(ref, token)
         parent = await self.store.by_button_message_id(button_message_id)
         if parent is None:
             raise ServiceError(

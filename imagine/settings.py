@@ -75,6 +75,10 @@ class Settings:
     """How many times a job interrupted by a crash is started before it fails with INTERNAL_ERROR."""
     webhook_retry_delays: tuple[float, ...] = (5.0, 15.0, 30.0, 60.0, 120.0)
     """Waits between webhook deliveries: 6 tries over ~4 minutes."""
+    rate_per_token: int = 600
+    """POST requests per minute per API token (0 = no limit); not applied without tokens."""
+    rate_per_user: int = 30
+    """POST requests per minute per user named in ref (0 = no limit)."""
     fetch_timeout: float = 15.0
     max_image_bytes: int = 20 * 1024 * 1024
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -128,5 +132,7 @@ class Settings:
             queue_limit=_int(env, "IMAGINE_QUEUE_LIMIT", 100, 1, 1_000_000),
             placeholder_seconds=_float(env, "IMAGINE_PLACEHOLDER_SECONDS", 0.0, 0.0, 3600.0),
             job_timeout=_float(env, "IMAGINE_JOB_TIMEOUT", 600.0, 1.0, 86400.0),
+            rate_per_token=_int(env, "IMAGINE_RATE_PER_TOKEN", 600, 0, 1_000_000),
+            rate_per_user=_int(env, "IMAGINE_RATE_PER_USER", 30, 0, 1_000_000),
             environ=MappingProxyType(env),
         )

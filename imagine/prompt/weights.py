@@ -58,6 +58,9 @@ def weigh(text: str, no_items: list[str], *, has_images: bool) -> tuple[Parts, i
             "then any parameters."
         )
     text_parts = [(words, weight) for words, weight in text_parts if weight != 0]
+    if text_parts and math.fsum(weight for _, weight in text_parts) <= 0 and not has_images:
+        # Midjourney: the sum of all `::` weights must be positive (--no items are not counted).
+        raise _weight_error("the `::` weights, negative ones included, must add up to more than 0.")
     parts = [*text_parts, *((item, NO_WEIGHT) for item in no_items)]
     positive = math.fsum(weight for _, weight in parts if weight > 0)
     if positive == 0:
