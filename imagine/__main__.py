@@ -52,7 +52,7 @@ async def generate(settings: Settings, prompt_text: str, output: Path) -> None:
                             session,
                             url,
                             max_bytes=settings.max_image_bytes,
-                            allow_private=settings.allow_private_urls,
+                            policy=settings.url_policy,
                         )
                     )
                     for url in prompt.image_urls

@@ -56,10 +56,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPNotFound:
         return _error(404, f"There is no endpoint at {request.path}.")
     except web.HTTPMethodNotAllowed as exc:
-        return _error(
-            405,
-            f"{request.method} is not allowed on {request.path}; use {', '.join(sorted(exc.allowed_methods))}.",
-        )
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        response = _error(405, f"{request.method} is not allowed on {request.path}; use {allowed}.")
+        response.headers["Allow"] = allowed
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 from yarl import URL
 
-from imagine.netguard import BlockedAddress, check_url, guarded_connector_kwargs
+from imagine.netguard import BlockedAddress, UrlPolicy, guarded_connector_kwargs
 
 MAX_REDIRECTS = 5
 
@@ -25,11 +25,11 @@ def guarded_session(allow_private: bool, timeout: float) -> aiohttp.ClientSessio
 
 
 async def fetch_bytes(
-    session: aiohttp.ClientSession, url: str, *, max_bytes: int, allow_private: bool
+    session: aiohttp.ClientSession, url: str, *, max_bytes: int, policy: UrlPolicy
 ) -> bytes:
     """The body at ``url``; every hop of a redirect chain passes the guard."""
     try:
-        current = check_url(url, allow_private=allow_private)
+        current = policy.check(url)
     except (BlockedAddress, ValueError) as exc:
         raise FetchError(f"The link {url} cannot be used: {exc}.") from None
     try:
@@ -39,9 +39,7 @@ async def fetch_bytes(
                     location = response.headers.get("Location")
                     if not location:
                         raise FetchError(f"The link {url} redirects nowhere.")
-                    current = check_url(
-                        str(current.join(URL(location))), allow_private=allow_private
-                    )
+                    current = policy.check(str(current.join(URL(location))))
                     continue
                 if response.status != 200:
                     raise FetchError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -47,6 +48,22 @@ def parse_ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address
         return ipaddress.IPv4Address(socket.inet_aton(text))
     except (OSError, ValueError):
         return None
+
+
+@dataclass(frozen=True)
+class UrlPolicy:
+    """Where user-given URLs (image prompts, webhooks) may point."""
+
+    allow_private: bool = False
+    hosts: tuple[str, ...] = ()
+    """If set, the only host names allowed (IMAGINE_URL_HOSTS)."""
+
+    def check(self, url: str) -> URL:
+        parsed = check_url(url, allow_private=self.allow_private)
+        host = (parsed.host or "").lower().rstrip(".")
+        if self.hosts and host not in self.hosts:
+            raise BlockedAddress(f"{host} is not one of the hosts this service may fetch from")
+        return parsed
 
 
 def check_url(url: str, *, allow_private: bool) -> URL:

@@ -24,7 +24,7 @@ from imagine.fairqueue import TIERS, FairQueue
 from imagine.fetch import FetchError, fetch_bytes, guarded_session
 from imagine.jobs import Job, JobStatus, new_id, utcnow
 from imagine.messages import completed, running
-from imagine.netguard import BlockedAddress, check_url
+from imagine.netguard import BlockedAddress
 from imagine.prefilter import Prefilter
 from imagine.prompt import ImaginePrompt, PromptError, parse, tile_seeds
 from imagine.ratelimit import RateLimiter
@@ -85,7 +85,7 @@ class ImagineService:
             store,
             secret=settings.webhook_secret,
             delays=settings.webhook_retry_delays,
-            allow_private=settings.allow_private_urls,
+            policy=settings.url_policy,
         )
         self.active: set[str] = set()
         """Jobs taken from the queue and not yet finished."""
@@ -167,7 +167,7 @@ class ImagineService:
         url = url.strip()
         if url:
             try:
-                check_url(url, allow_private=self.settings.allow_private_urls)
+                self.settings.url_policy.check(url)
             except (BlockedAddress, ValueError) as exc:
                 raise ServiceError(
                     400, ResultCode.INVALID_LINK, f"webhookOverride cannot be used: {exc}."
@@ -294,7 +294,7 @@ class ImagineService:
                     self._fetch,
                     url,
                     max_bytes=self.settings.max_image_bytes,
-                    allow_private=self.settings.allow_private_urls,
+                    policy=self.settings.url_policy,
                 )
                 image = await asyncio.to_thread(images.decode, data)
             except FetchError as exc:

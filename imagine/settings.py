@@ -9,6 +9,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Self
 
+from imagine.netguard import UrlPolicy
+
 
 class SettingsError(ValueError):
     """A configuration value is wrong; the message says which variable and what it accepts."""
@@ -75,6 +77,8 @@ class Settings:
     """How many times a job interrupted by a crash is started before it fails with INTERNAL_ERROR."""
     webhook_retry_delays: tuple[float, ...] = (5.0, 15.0, 30.0, 60.0, 120.0)
     """Waits between webhook deliveries: 6 tries over ~4 minutes."""
+    url_hosts: tuple[str, ...] = ()
+    """IMAGINE_URL_HOSTS: if set, the only hosts image URLs and webhooks may use."""
     rate_per_token: int = 600
     """POST requests per minute per API token (0 = no limit); not applied without tokens."""
     rate_per_user: int = 30
@@ -90,6 +94,10 @@ class Settings:
             return self.public_url.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def url_policy(self) -> UrlPolicy:
+        return UrlPolicy(self.allow_private_urls, self.url_hosts)
 
     @property
     def auth_required(self) -> bool:
@@ -132,6 +140,11 @@ class Settings:
             queue_limit=_int(env, "IMAGINE_QUEUE_LIMIT", 100, 1, 1_000_000),
             placeholder_seconds=_float(env, "IMAGINE_PLACEHOLDER_SECONDS", 0.0, 0.0, 3600.0),
             job_timeout=_float(env, "IMAGINE_JOB_TIMEOUT", 600.0, 1.0, 86400.0),
+            url_hosts=tuple(
+                h.strip().lower().rstrip(".")
+                for h in env.get("IMAGINE_URL_HOSTS", "").split(",")
+                if h.strip()
+            ),
             rate_per_token=_int(env, "IMAGINE_RATE_PER_TOKEN", 600, 0, 1_000_000),
             rate_per_user=_int(env, "IMAGINE_RATE_PER_USER", 30, 0, 1_000_000),
             environ=MappingProxyType(env),

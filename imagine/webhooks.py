@@ -12,7 +12,7 @@ import time
 import aiohttp
 
 from imagine.fetch import guarded_session
-from imagine.netguard import BlockedAddress, check_url
+from imagine.netguard import BlockedAddress, UrlPolicy
 from imagine.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -32,13 +32,13 @@ class WebhookSender:
         *,
         secret: str,
         delays: tuple[float, ...],
-        allow_private: bool,
+        policy: UrlPolicy,
         timeout: float = 10.0,
     ) -> None:
         self._store = store
         self._secret = secret
         self._delays = delays
-        self._allow_private = allow_private
+        self._policy = policy
         self._timeout = timeout
         self._wake = asyncio.Event()
 
@@ -48,7 +48,7 @@ class WebhookSender:
 
     async def run(self) -> None:
         """Deliver due webhooks until cancelled."""
-        async with guarded_session(self._allow_private, self._timeout) as session:
+        async with guarded_session(self._policy.allow_private, self._timeout) as session:
             while True:
                 for webhook in await self._store.due_webhooks(time.time()):
                     await self._deliver(session, *webhook)
@@ -73,7 +73,7 @@ class WebhookSender:
         attempts += 1
         retry = True
         try:
-            target = check_url(url, allow_private=self._allow_private)
+            target = self._policy.check(url)
             async with session.post(
                 target, data=body, headers=headers, allow_redirects=False
             ) as response:
