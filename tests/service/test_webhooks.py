@@ -93,3 +93,22 @@ async def test_default_retry_schedule_spans_at_least_two_minutes() -> None:
     delays = Settings().webhook_retry_delays
     assert len(delays) >= 4  # ≥ 5 tries
     assert sum(delays) >= 120
+
+
+async def test_a_pending_webhook_survives_a_restart(make_client: ClientFactory) -> None:
+    receiver = Receiver(failures=1)
+    await receiver.server.start_server()
+    try:
+        delays = (1.0, 1.0, 1.0, 1.0, 1.0)
+        client = await make_client(webhook_url=receiver.url, webhook_retry_delays=delays)
+        accepted = await submit(client, "a bridge")
+        await wait_done(client, accepted["messageId"])
+        await _until(lambda: receiver.hits == 1)  # the first try failed; the retry is due in 1 s
+        await client.close()
+        assert receiver.bodies == []
+
+        await make_client(webhook_url=receiver.url, webhook_retry_delays=delays)
+        await _until(lambda: receiver.bodies)
+        assert json.loads(receiver.bodies[0][0])["originatingMessageId"] == accepted["messageId"]
+    finally:
+        await receiver.server.close()
