@@ -1,0 +1,120 @@
+"""ImagineBot: the commands.Bot subclass; all start-up work happens in ``setup_hook``."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord.ext import commands
+
+from bot.client import ImagineClient, ImagineError, ServiceUnavailable
+from bot.delivery import Deliveries
+from bot.embedded import ServiceEndpoint, start_embedded
+from bot.limits import JobLimiter
+from bot.pending import PendingStore
+from bot.settings import BotSettings
+from bot.tree import ImagineTree
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.imagine", "cogs.buttons", "cogs.info", "cogs.help", "cogs.admin")
+
+
+class ImagineBot(commands.Bot):
+    def __init__(self, settings: BotSettings) -> None:
+        # The bot never joins voice: no need to warn on every start that voice libraries are absent.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        super().__init__(
+            # Mention-prefixed text commands need no privileged intent: the owner can type
+            # "@bot sync" before any slash command exists.
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            tree_cls=ImagineTree,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            guild_ready_timeout=settings.guild_ready_timeout,
+        )
+        self.settings = settings
+        self._service: ServiceEndpoint | None = None
+        self._imagine: ImagineClient | None = None
+        self._store: PendingStore | None = None
+        self._deliveries: Deliveries | None = None
+        self._limiter: JobLimiter | None = None
+
+    # The services cogs are given; set up in setup_hook, so reading them earlier is a bug.
+    @property
+    def imagine(self) -> ImagineClient:
+        assert self._imagine is not None, "setup_hook has not run"
+        return self._imagine
+
+    @property
+    def deliveries(self) -> Deliveries:
+        assert self._deliveries is not None, "setup_hook has not run"
+        return self._deliveries
+
+    @property
+    def limiter(self) -> JobLimiter:
+        assert self._limiter is not None, "setup_hook has not run"
+        return self._limiter
+
+    async def setup_hook(self) -> None:
+        from cogs.buttons import result_view
+
+        settings = self.settings
+        url, token = settings.api_url, settings.api_token
+        if not url:
+            self._service = await start_embedded(settings.environ)
+            url, token = self._service.url, token or self._service.token
+        self._imagine = ImagineClient(url, token)
+        await self._report_service(url)
+        self._store = await PendingStore.open(settings.data_dir / "bot-pending.sqlite3")
+        self._deliveries = Deliveries(self, self._imagine, self._store, settings, result_view)
+        self._limiter = JobLimiter(self._imagine, self._deliveries, settings.max_jobs_per_user)
+        for extension in EXTENSIONS:
+            try:
+                await self.load_extension(extension)
+            except commands.ExtensionError:
+                log.exception("extension %s failed to load", extension)
+        for guild_id in settings.guild_ids:
+            guild = discord.Object(guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to server %s", len(synced), guild_id)
+        if not settings.guild_ids:
+            log.info("commands not synced on start (no DISCORD_GUILD_IDS); the owner can run /sync")
+        pending = await self._store.all()
+        for job in pending:
+            log.info("job %s: resuming delivery after a restart", job.job_id)
+            self._deliveries.resume(job)
+
+    async def _report_service(self, url: str) -> None:
+        """Say at start which service and engine answer, or that none does yet (not fatal)."""
+        assert self._imagine is not None
+        try:
+            info = await self._imagine.info()
+        except (ServiceUnavailable, ImagineError) as exc:
+            log.warning(
+                "image service %s does not answer yet (%s); commands will say so until it does",
+                url,
+                exc,
+            )
+            return
+        log.info("image service %s: engine %s, version %s", url, info.engine, info.version or "?")
+        if info.placeholder and self._service is None:  # the embedded service says so itself
+            log.warning("the placeholder engine draws patterns, not AI images (set IMAGINE_ENGINE)")
+
+    async def close(self) -> None:
+        # Idempotent: discord.py may call close() twice (on error, then on exit).
+        deliveries, self._deliveries = self._deliveries, None
+        if deliveries is not None:
+            await deliveries.close()
+        await super().close()
+        imagine, self._imagine = self._imagine, None
+        if imagine is not None:
+            await imagine.close()
+        service, self._service = self._service, None
+        if service is not None:
+            await service.stop()
+        store, self._store = self._store, None
+        if store is not None:
+            await store.close()

@@ -1,0 +1,247 @@
+"""ImagineClient: the bot's one way to the Imagine service, over the v2 HTTP contract.
+
+The same client talks to the embedded service and to any compatible remote one. Every failure
+becomes either :class:`ImagineError` (the service refused: a result code and its sentence) or
+:class:`ServiceUnavailable` (the service could not be reached or answered nonsense).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+
+class ImagineError(Exception):
+    """The service refused a request: ``code`` is its result code, ``message`` its sentence."""
+
+    def __init__(self, code: str, message: str, status: int, message_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.message_id = message_id
+        """For ALREADY_REQUESTED_UPSCALE: the messageId of the earlier result."""
+
+
+class ServiceUnavailable(Exception):
+    """The service could not be reached, timed out, or failed (5xx); the message is a sentence."""
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """Who asked and where; sent as ``ref`` so the service can count a user's jobs."""
+
+    user_id: int
+    guild_id: int | None
+    channel_id: int
+
+    def to_json(self) -> str:
+        guild = "" if self.guild_id is None else str(self.guild_id)
+        return json.dumps(
+            {"user": str(self.user_id), "guild": guild, "channel": str(self.channel_id)}
+        )
+
+
+@dataclass(frozen=True)
+class Submitted:
+    message_id: str
+    created_at: str
+    message_ids: tuple[str, ...]
+    """Every job the request started (several for {a,b} permutations or --repeat)."""
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    progress: int
+    status: str
+    queue_position: int | None
+    preview_url: str | None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    status: str
+    """'done' or 'failed'."""
+    type: str
+    content: str
+    """The prompt when done; the result code when failed."""
+    error: str
+    image_url: str | None
+    image_urls: tuple[str, ...]
+    buttons: tuple[str, ...]
+    button_message_id: str
+    seeds: tuple[int, ...]
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed" or not self.image_url
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    queued: int
+    running: int
+    engine: str
+    placeholder: bool
+    version: str
+    user_unfinished: int | None
+
+
+def _result(data: Mapping[str, Any]) -> JobResult:
+    return JobResult(
+        status=str(data.get("status") or ("done" if data.get("imageUrl") else "failed")),
+        type=str(data.get("type") or "imagine"),
+        content=str(data.get("content") or ""),
+        error=str(data.get("error") or ""),
+        image_url=data.get("imageUrl") or None,
+        image_urls=tuple(str(u) for u in data.get("imageUrls") or ()),
+        buttons=tuple(str(b) for b in data.get("buttons") or ()),
+        button_message_id=str(data.get("buttonMessageId") or ""),
+        seeds=tuple(int(s) for s in data.get("seeds") or ()),
+    )
+
+
+class ImagineClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str = "",
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._headers = headers
+        self._own_session = session is None
+        self._session = session or aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout)
+        )
+
+    async def close(self) -> None:
+        if self._own_session:
+            await self._session.close()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        url = f"{self.base_url}{path}"
+        try:
+            async with self._session.request(method, url, headers=self._headers, **kwargs) as resp:
+                try:
+                    data = await resp.json(content_type=None)
+                except (ValueError, aiohttp.ContentTypeError):
+                    data = None
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("%s %s failed: %r", method, url, exc)
+            raise ServiceUnavailable(
+                "The image service can't be reached right now. Try again in a minute."
+            ) from exc
+        if status >= 500 or not isinstance(data, dict):
+            log.warning("%s %s answered %s: %.200r", method, url, status, data)
+            raise ServiceUnavailable(
+                "The image service is having trouble right now. Try again in a minute."
+            )
+        if status == 401 or status == 403:
+            log.error("%s %s: the service refused our token (IMAGINE_API_TOKEN)", method, url)
+            raise ServiceUnavailable(
+                "The bot is not allowed to use the image service; tell the server owner."
+            )
+        if status >= 400:
+            raise ImagineError(
+                code=str(data.get("code") or data.get("msg") or "FAILED_TO_REQUEST"),
+                message=str(data.get("msg") or data.get("error") or "The request was refused."),
+                status=status,
+                message_id=data.get("messageId"),
+            )
+        return data
+
+    async def imagine(self, msg: str, ref: JobRef) -> Submitted:
+        data = await self._request("POST", "/v2/imagine", json={"msg": msg, "ref": ref.to_json()})
+        return self._submitted(data)
+
+    async def button(self, button_message_id: str, button: str, ref: JobRef) -> Submitted:
+        body = {"buttonMessageId": button_message_id, "button": button, "ref": ref.to_json()}
+        return self._submitted(await self._request("POST", "/v2/button", json=body))
+
+    @staticmethod
+    def _submitted(data: Mapping[str, Any]) -> Submitted:
+        first = str(data.get("messageId") or "")
+        if not first:
+            raise ServiceUnavailable(
+                "The image service gave an answer the bot does not understand."
+            )
+        ids = tuple(str(i) for i in data.get("messageIds") or ()) or (first,)
+        return Submitted(
+            message_id=first, created_at=str(data.get("createdAt") or ""), message_ids=ids
+        )
+
+    async def message(
+        self, message_id: str, expire_minutes: float = 12.0
+    ) -> JobProgress | JobResult:
+        """Where a job stands; a :class:`JobResult` once it has finished (done or failed).
+
+        A job not finished ``expire_minutes`` after its creation reads as failed (too long).
+        """
+        params = {"expireMins": f"{expire_minutes:g}"}
+        data = await self._request("GET", f"/v2/message/{message_id}", params=params)
+        progress = data.get("progress")
+        if progress == 100 and isinstance(data.get("response"), dict):
+            return _result(data["response"])
+        if progress == "incomplete":
+            return JobResult(
+                "failed",
+                "imagine",
+                "BOT_TOOK_TOO_LONG_TO_PROCESS_YOUR_COMMAND",
+                "",
+                None,
+                (),
+                (),
+                "",
+                (),
+            )
+        position = data.get("queuePosition")
+        return JobProgress(
+            progress=int(progress) if isinstance(progress, int | float) else 0,
+            status=str(data.get("status") or "running"),
+            queue_position=int(position) if isinstance(position, int) else None,
+            preview_url=data.get("progressImageUrl") or None,
+        )
+
+    async def info(self, user_id: int | None = None) -> ServiceInfo:
+        params = {"user": str(user_id)} if user_id is not None else {}
+        data = await self._request("GET", "/v2/info", params=params)
+        unfinished = data.get("userUnfinished")
+        return ServiceInfo(
+            queued=int(data.get("queued") or 0),
+            running=int(data.get("running") or 0),
+            engine=str(data.get("engine") or "unknown"),
+            placeholder=bool(data.get("placeholder")),
+            version=str(data.get("version") or ""),
+            user_unfinished=int(unfinished) if isinstance(unfinished, int) else None,
+        )
+
+    async def download(self, url: str, max_bytes: int = 64 * 1024 * 1024) -> bytes:
+        """An image the service serves: capability URLs, so the token is not sent (it may be a CDN)."""
+        try:
+            async with self._session.get(url) as resp:
+                if resp.status != 200:
+                    raise ServiceUnavailable(
+                        f"The image service could not hand over the image ({resp.status})."
+                    )
+                data = bytearray()
+                async for chunk in resp.content.iter_chunked(1 << 16):
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise ServiceUnavailable("The image is too large to download.")
+                return bytes(data)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ServiceUnavailable(
+                "The image service can't be reached right now. Try again in a minute."
+            ) from exc

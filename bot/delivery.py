@@ -1,0 +1,185 @@
+"""From an accepted job to a posted result: poll the service, show progress, post the image.
+
+Every job the service accepted is written to the :class:`PendingStore` first and removed only
+after its result or its failure was posted, so a job survives a bot restart (resumed in
+``setup_hook``). Progress edits are paced to one per ``edit_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import discord
+
+from bot.attachments import ImageKind, UnreadableImage, Upload, prepare, preview
+from bot.client import ImagineClient, ImagineError, JobProgress, JobResult, ServiceUnavailable
+from bot.errors import TOO_LONG, explain_failure
+from bot.pending import PendingJob, PendingStore
+from bot.progress import EditPacer, headline, progress_text
+from bot.settings import BotSettings
+from bot.surface import JobSurface, Surface
+
+log = logging.getLogger(__name__)
+
+ViewFactory = Callable[[str, Sequence[str]], discord.ui.View]
+"""(buttonMessageId, button labels) → the view with the result's buttons."""
+
+_DOWNLOAD_ATTEMPTS = 3
+LOST = "The image service lost track of this job. Try again."
+
+
+def _failed(code: str, error: str = "") -> JobResult:
+    return JobResult("failed", "imagine", code, error, None, (), (), "", ())
+
+
+class Deliveries:
+    def __init__(
+        self,
+        client: discord.Client,
+        imagine: ImagineClient,
+        store: PendingStore,
+        settings: BotSettings,
+        view_factory: ViewFactory,
+        surfaces: Callable[[PendingJob], Surface] | None = None,
+    ) -> None:
+        self._client = client
+        self._imagine = imagine
+        self._store = store
+        self._settings = settings
+        self._view_factory = view_factory
+        self._surfaces = surfaces or (lambda job: JobSurface(client, job))
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._users: Counter[int] = Counter()
+        """Unfinished deliveries per user, for the per-user job limit."""
+        self._closed = False
+
+    def in_flight(self, user_id: int) -> int:
+        return self._users[user_id]
+
+    async def start(self, job: PendingJob) -> None:
+        """Remember the job (so a restart resumes it), then deliver it in the background."""
+        await self._store.put(job)
+        self.resume(job)
+
+    def resume(self, job: PendingJob) -> None:
+        if self._closed:
+            # A command finishing while the bot stops: the stored row brings it back next start.
+            log.info(
+                "job %s: accepted during shutdown; it is delivered on the next start", job.job_id
+            )
+            return
+        self._users[job.user_id] += 1
+        task = asyncio.create_task(self._deliver(job), name=f"deliver-{job.job_id}")
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._finished(t, job.user_id))
+
+    def _finished(self, task: asyncio.Task[None], user_id: int) -> None:
+        self._tasks.discard(task)
+        self._users[user_id] -= 1
+        if self._users[user_id] <= 0:
+            del self._users[user_id]
+
+    async def wait_idle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop polling; the store keeps every unfinished job for the next start."""
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _deliver(self, job: PendingJob) -> None:
+        surface = self._surfaces(job)
+        try:
+            result = await self._wait(job, surface)
+            if result.failed:
+                log.info("job %s: failed (%s) %s", job.job_id, result.content, result.error)
+                await surface.fail(explain_failure(result))
+            else:
+                await self._post(job, surface, result)
+        except asyncio.CancelledError:
+            log.info(
+                "job %s: delivery paused for shutdown; it resumes on the next start", job.job_id
+            )
+            raise
+        except Exception:
+            log.exception("job %s: could not be delivered", job.job_id)
+            try:
+                await surface.fail(
+                    "The bot could not post this result. Try again; the error was logged."
+                )
+            except Exception:
+                log.exception("job %s: could not tell the user either", job.job_id)
+        await self._store.remove(job.job_id)
+
+    async def _wait(self, job: PendingJob, surface: Surface) -> JobResult:
+        deadline = job.created + self._settings.job_wait
+        pacer = EditPacer(self._settings.edit_interval)
+        pacer.mark()  # the message was just created with its first status
+        shown: tuple[str, str | None] | None = None
+        while True:
+            try:
+                state = await self._imagine.message(job.job_id, self._settings.job_wait / 60)
+            except ServiceUnavailable as exc:
+                log.warning("job %s: polling failed, retrying: %s", job.job_id, exc)
+                state = None
+            except ImagineError as exc:
+                log.warning("job %s: the service no longer knows it (%s)", job.job_id, exc.message)
+                return _failed("INTERNAL_ERROR", LOST)
+            if isinstance(state, JobResult):
+                return state
+            if time.time() > deadline:
+                return _failed("BOT_TOOK_TOO_LONG_TO_PROCESS_YOUR_COMMAND", TOO_LONG)
+            if isinstance(state, JobProgress):
+                text = progress_text(job.prompt, job.user_id, job.button, state)
+                if (text, state.preview_url) != shown and pacer.ready():
+                    image = None
+                    if state.preview_url and (shown is None or shown[1] != state.preview_url):
+                        image = await self._preview(job, state.preview_url)
+                    await surface.show_progress(text, image)
+                    shown = (text, state.preview_url)
+                    pacer.mark()
+            await asyncio.sleep(self._settings.poll_interval)
+
+    async def _preview(self, job: PendingJob, url: str) -> Upload | None:
+        try:
+            return await preview(await self._imagine.download(url), job.job_id)
+        except ServiceUnavailable as exc:
+            log.info("job %s: preview unavailable: %s", job.job_id, exc)
+            return None
+
+    async def _post(self, job: PendingJob, surface: Surface, result: JobResult) -> None:
+        assert result.image_url is not None
+        kind = ImageKind.SINGLE if result.type == "upscale" else ImageKind.GRID
+        for attempt in range(1, _DOWNLOAD_ATTEMPTS + 1):
+            try:
+                data = await self._imagine.download(result.image_url)
+                break
+            except ServiceUnavailable as exc:
+                if attempt == _DOWNLOAD_ATTEMPTS:
+                    raise
+                log.warning("job %s: download failed (%s), retrying", job.job_id, exc)
+                await asyncio.sleep(self._settings.poll_interval * attempt)
+        prompt = result.content or job.prompt
+        try:
+            upload = await prepare(data, kind, self._settings.upload_limit, prompt, job.job_id)
+        except UnreadableImage as exc:
+            log.error("job %s: %s", job.job_id, exc)
+            await surface.fail("The image service sent an image the bot cannot read. Try again.")
+            return
+        view = self._view_factory(result.button_message_id, result.buttons)
+        message_id = await surface.finish(headline(prompt, job.user_id, job.button), upload, view)
+        log.info(
+            "job %s: posted as message %s (%s, %d bytes, buttons %s)",
+            job.job_id,
+            message_id,
+            upload.filename,
+            len(upload.data),
+            ",".join(result.buttons),
+        )

@@ -1,0 +1,82 @@
+"""What a job's message says: Midjourney's layout, with progress while it runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import discord
+
+from bot.client import JobProgress
+
+_BAR_CELLS = 10
+_PROMPT_LIMIT = 1500
+"""Leaves room under Discord's 2000 characters for the mention and the status."""
+
+_PANS = {"⬅️": "Pan Left", "➡️": "Pan Right", "⬆️": "Pan Up", "⬇️": "Pan Down"}
+
+
+def action_words(button: str) -> str:
+    """What a button did, as Midjourney words it before the mention ('' for a fresh grid)."""
+    if button in ("", "imagine", "🔄"):
+        return ""
+    if len(button) == 2 and button[0] == "U" and button[1].isdigit():
+        return f"Image #{button[1]}"
+    if len(button) == 2 and button[0] == "V" and button[1].isdigit():
+        return "Variations by"
+    if button.startswith("Vary ("):
+        return f"Variations {button.removeprefix('Vary ')} by"
+    if button.startswith("Upscale ("):
+        return f"Upscaled {button.removeprefix('Upscale ')} by"
+    if button in _PANS:
+        return f"{_PANS[button]} by"
+    return f"{button} by"
+
+
+def headline(prompt: str, user_id: int, button: str = "") -> str:
+    """``**prompt** - <@user>``, or ``**prompt** - Image #2 <@user>`` after a button."""
+    text = " ".join(prompt.split())
+    if len(text) > _PROMPT_LIMIT:
+        text = text[: _PROMPT_LIMIT - 1] + "…"
+    text = discord.utils.escape_markdown(text) or "(no prompt)"
+    words = action_words(button)
+    middle = f"{words} " if words else ""
+    return f"**{text}** - {middle}<@{user_id}>"
+
+
+def bar(percent: int) -> str:
+    filled = max(0, min(_BAR_CELLS, round(percent * _BAR_CELLS / 100)))
+    return "▰" * filled + "▱" * (_BAR_CELLS - filled)
+
+
+def status_line(state: JobProgress | None) -> str:
+    """The part after the mention: waiting, queue position, or a bar with the percentage."""
+    if state is None:
+        return "(Waiting to start)"
+    if state.status == "queued":
+        position = state.queue_position
+        if position is None:
+            return "(Waiting to start)"
+        if position <= 0:  # the service counts the jobs that start before this one
+            return "(Waiting to start: next in the queue)"
+        return f"(Waiting to start: {position} ahead in the queue)"
+    return f"({state.progress}%) {bar(state.progress)}"
+
+
+def progress_text(prompt: str, user_id: int, button: str, state: JobProgress | None) -> str:
+    return f"{headline(prompt, user_id, button)} {status_line(state)}"
+
+
+class EditPacer:
+    """Allows one message edit per ``interval`` seconds (Discord's unpublished edit limits)."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._last: float | None = None
+
+    def ready(self) -> bool:
+        return self._last is None or self._clock() - self._last >= self.interval
+
+    def mark(self) -> None:
+        self._last = self._clock()

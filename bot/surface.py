@@ -1,0 +1,168 @@
+"""Where one job shows on Discord: its progress message, its result, its failure notice.
+
+A job's message is either the interaction's own response (edited through the interaction
+token, which lives 15 minutes) or a channel message the bot posted (edited with the bot token,
+forever). Once the token is dead, a result is posted as a fresh channel message that replies to
+the progress message, and failures are told in the channel with a mention instead of privately.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import discord
+
+from bot.attachments import Upload
+from bot.pending import PendingJob
+
+log = logging.getLogger(__name__)
+
+USERS_ONLY = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=False)
+NOBODY = discord.AllowedMentions.none()
+
+# 401 Invalid Webhook Token (50027) and 404 Unknown Webhook (10015) / Unknown Message (10008):
+# the token has expired or the message is gone; either way the result must be posted anew.
+_GONE_CODES = frozenset({10008, 10015, 50027})
+
+
+def is_gone(exc: discord.HTTPException) -> bool:
+    return exc.status in (401, 404) or exc.code in _GONE_CODES
+
+
+class Surface(Protocol):
+    """Where a job shows; JobSurface on Discord, a recorder in the unit tests."""
+
+    async def show_progress(self, content: str, preview: Upload | None) -> None: ...
+
+    async def finish(self, content: str, upload: Upload, view: discord.ui.View) -> int: ...
+
+    async def fail(self, sentence: str) -> None: ...
+
+
+class JobSurface:
+    def __init__(self, client: discord.Client, job: PendingJob) -> None:
+        self.job = job
+        self._client = client
+        self._channel = client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        self._token_dead = False
+
+    @property
+    def token_usable(self) -> bool:
+        return not self._token_dead and self.job.token_alive()
+
+    def _webhook(self) -> discord.Webhook:
+        # The same application webhook discord.py builds for Interaction.followup, rebuilt from
+        # the stored token so that a job resumed after a restart can still use it.
+        return discord.Webhook.from_state(
+            {"id": self.job.application_id, "type": 3, "token": self.job.token},
+            self._client._connection,
+        )
+
+    async def show_progress(self, content: str, preview: Upload | None) -> None:
+        """Edit the progress message; cosmetic, so any failure is logged and ignored."""
+        message_id = self.job.message_id
+        if message_id is None:
+            return
+        attachments = [preview.file()] if preview is not None else discord.utils.MISSING
+        try:
+            if self.job.message_via_token:
+                if not self.token_usable:
+                    return
+                await self._webhook().edit_message(
+                    message_id, content=content, attachments=attachments, allowed_mentions=NOBODY
+                )
+            else:
+                await self._channel.get_partial_message(message_id).edit(
+                    content=content, attachments=attachments, allowed_mentions=NOBODY
+                )
+        except discord.HTTPException as exc:
+            if self.job.message_via_token and is_gone(exc):
+                self._token_dead = True
+            log.warning(
+                "job %s: progress edit failed (%s %s)", self.job.job_id, exc.status, exc.text
+            )
+
+    async def finish(self, content: str, upload: Upload, view: discord.ui.View) -> int:
+        """Put the result where the user looks; returns the id of the message that holds it."""
+        message_id = self.job.message_id
+        if message_id is not None and self.job.message_via_token and self.token_usable:
+            try:
+                message = await self._webhook().edit_message(
+                    message_id,
+                    content=content,
+                    attachments=[upload.file()],
+                    view=view,
+                    allowed_mentions=USERS_ONLY,
+                )
+                return message.id
+            except discord.HTTPException as exc:
+                if not is_gone(exc):
+                    raise
+                self._token_dead = True
+                log.info(
+                    "job %s: interaction token expired; posting in the channel", self.job.job_id
+                )
+        elif message_id is not None and not self.job.message_via_token:
+            try:
+                edited = await self._channel.get_partial_message(message_id).edit(
+                    content=content,
+                    attachments=[upload.file()],
+                    view=view,
+                    allowed_mentions=USERS_ONLY,
+                )
+                return edited.id
+            except discord.NotFound:
+                log.info("job %s: progress message was deleted; posting anew", self.job.job_id)
+        posted = await self._channel.send(
+            content,
+            file=upload.file(),
+            view=view,
+            reference=self._reference(),
+            allowed_mentions=USERS_ONLY,
+        )
+        return posted.id
+
+    async def fail(self, sentence: str) -> None:
+        """Tell the requester privately while the token lives, else with a mention in the channel."""
+        job = self.job
+        if self.token_usable:
+            try:
+                await self._remove_progress_message()
+                await self._webhook().send(sentence, ephemeral=True)
+                return
+            except discord.HTTPException as exc:
+                log.warning(
+                    "job %s: private notice failed (%s %s)", job.job_id, exc.status, exc.text
+                )
+        text = f"<@{job.user_id}> {sentence}"
+        if job.message_id is not None and not job.message_via_token:
+            try:
+                await self._channel.get_partial_message(job.message_id).edit(
+                    content=text, attachments=[], view=None, allowed_mentions=USERS_ONLY
+                )
+                return
+            except discord.NotFound:
+                pass
+        await self._channel.send(text, reference=self._reference(), allowed_mentions=USERS_ONLY)
+
+    async def _remove_progress_message(self) -> None:
+        message_id = self.job.message_id
+        if message_id is None:
+            return
+        try:
+            if self.job.message_via_token:
+                await self._webhook().delete_message(message_id)
+            else:
+                await self._channel.get_partial_message(message_id).delete()
+        except discord.NotFound:
+            pass
+
+    def _reference(self) -> discord.MessageReference:
+        target = self.job.reply_to or self.job.message_id
+        if target is None:
+            missing: discord.MessageReference = discord.utils.MISSING  # no reply: a plain message
+            return missing
+        return discord.MessageReference(
+            message_id=target, channel_id=self.job.channel_id, fail_if_not_exists=False
+        )

@@ -1,0 +1,70 @@
+"""/help: how to prompt, every parameter with its range, and what the buttons do."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+PROMPTING = (
+    "`/imagine prompt: a lighthouse at dusk, oil painting --ar 16:9`\n"
+    "Describe the picture in plain words; parameters go at the end. Attach an image (or start the "
+    "prompt with image links) to start from it. `hot:: dog` splits concepts, `hot::2 dog` weighs "
+    "the first twice; `a {red, blue} car` makes one job per choice."
+)
+
+PARAMETERS = (
+    "`--ar W:H` aspect ratio, up to 4:1 or 1:4 (default 1:1)\n"
+    "`--no a, b` things to leave out\n"
+    "`--seed N` 0–4294967295, the same seed repeats a result\n"
+    "`--chaos N` 0–100, how different the four images are\n"
+    "`--stylize N` 0–1000 (default 100)\n"
+    "`--quality Q` .25, .5, 1 or 2\n"
+    "`--weird N` 0–3000\n"
+    "`--stop N` 10–100, finish early\n"
+    "`--repeat N` 1–40, run the prompt N times\n"
+    "`--iw N` 0–3, how much an image prompt counts\n"
+    "`--style S` raw, cute, expressive, original, scenic\n"
+    "`--tile` seamless pattern · `--v N` / `--niji N` model version"
+)
+
+BUTTONS = (
+    "**U1–U4** the image alone, full size · **V1–V4** four variations of one image · "
+    "**🔄** four new images from the same prompt\n"
+    "After U: **Vary (Strong/Subtle)** · **Zoom Out 2x/1.5x** · **⬅️ ➡️ ⬆️ ⬇️** extend the "
+    "picture · **Make Square** · **Upscale (2x/4x)**\n"
+    "Buttons keep working on old messages, even after the bot restarts. A used U button turns blue."
+)
+
+
+def help_embed(max_jobs: int) -> discord.Embed:
+    embed = discord.Embed(
+        title="Making images", description=PROMPTING, colour=discord.Colour.blurple()
+    )
+    embed.add_field(name="Parameters", value=PARAMETERS, inline=False)
+    embed.add_field(name="Buttons", value=BUTTONS, inline=False)
+    embed.add_field(
+        name="Limits",
+        value=f"Up to {max_jobs} unfinished jobs per person. `/info` shows the queue and your jobs.",
+        inline=False,
+    )
+    return embed
+
+
+class Help(commands.Cog):
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="help", description="How to prompt, the parameters, and the buttons")
+    async def help(self, interaction: discord.Interaction[Any]) -> None:
+        embed = help_embed(self.bot.settings.max_jobs_per_user)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(Help(bot))

@@ -1,0 +1,59 @@
+"""The pending-delivery store (real SQLite) and the per-user job limit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import discord
+import pytest
+
+from bot.client import ImagineClient
+from bot.delivery import Deliveries
+from bot.errors import UserFacingError
+from bot.limits import JobLimiter
+from bot.pending import PendingJob, PendingStore
+from bot.settings import BotSettings
+from cogs.buttons import result_view
+from tests.bot.stub_service import StubService
+
+
+def pending(job_id: str) -> PendingJob:
+    return PendingJob(job_id, "a cat", "", 1, None, 2, 3, "tok", 10.0, message_id=4, created=5.0)
+
+
+async def test_store_survives_reopening(tmp_path: Path) -> None:
+    store = await PendingStore.open(tmp_path / "sub" / "p.sqlite3")
+    await store.put(pending("a"))
+    await store.put(pending("b"))
+    await store.put(pending("a").with_(message_id=99))
+    await store.remove("b")
+    await store.close()
+
+    reopened = await PendingStore.open(tmp_path / "sub" / "p.sqlite3")
+    try:
+        assert await reopened.all() == [pending("a").with_(message_id=99)]
+    finally:
+        await reopened.close()
+
+
+async def test_limit_counts_the_services_unfinished_jobs(
+    tmp_path: Path, stub: StubService, imagine: ImagineClient
+) -> None:
+    store = await PendingStore.open(tmp_path / "p.sqlite3")
+    settings = BotSettings(discord_token="t", data_dir=tmp_path)
+    deliveries = Deliveries(
+        discord.Client(intents=discord.Intents.default()), imagine, store, settings, result_view
+    )
+    limiter = JobLimiter(imagine, deliveries, max_jobs=3)
+    try:
+        stub.info_answer = {"userUnfinished": 2}
+        async with limiter.slot(42):
+            pass
+        stub.info_answer = {"userUnfinished": 3}
+        with pytest.raises(
+            UserFacingError, match=r"already have 3 images in progress \(the limit is 3"
+        ):
+            async with limiter.slot(42):
+                pass
+    finally:
+        await store.close()
