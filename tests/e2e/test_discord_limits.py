@@ -1,0 +1,67 @@
+"""Discord's limits: a grid over the upload limit is re-encoded under it; a job that outlives the
+interaction token (15 minutes on Discord, 1.5 s here) is still posted, as a channel message."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_asyncio
+
+from tests.e2e.conftest import BotLauncher, BotProcess, fake_rule
+from tests.e2e.screen import GRID_LABELS, TIMEOUT, buttons, image, labels
+from tests.fakediscord import FakeDiscord
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+UPLOAD_LIMIT = 48 * 1024
+"""The placeholder's 1024² grid is well over this as the service's JPEG (about 90 KB)."""
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def bot(launcher: BotLauncher) -> BotProcess:
+    return await launcher.start(
+        BOT_UPLOAD_LIMIT=str(UPLOAD_LIMIT), IMAGINE_PLACEHOLDER_SECONDS="2.5"
+    )
+
+
+async def test_oversize_grid_is_reencoded_under_the_limit(
+    fake: FakeDiscord, bot: BotProcess
+) -> None:
+    inter = await fake.slash("imagine", {"prompt": "a crowded market, intricate detail"})
+    message = await fake.wait_for(
+        lambda: (
+            inter.original
+            if inter.original and inter.original["attachments"] and buttons(inter.original)
+            else None
+        ),
+        TIMEOUT,
+    )
+    picture, attachment = await image(fake, message)
+    assert attachment["size"] <= UPLOAD_LIMIT
+    assert attachment["filename"].endswith(".webp")  # re-encoded: the service sent a JPEG
+    assert picture.width >= 256
+    assert labels(message) == GRID_LABELS
+
+
+async def test_job_longer_than_the_token_still_posts(fake: FakeDiscord, bot: BotProcess) -> None:
+    with fake_rule(fake, token_life=1.5):
+        inter = await fake.slash("imagine", {"prompt": "a slow sunrise"})
+        await fake.wait_for(lambda: inter.original and "Waiting" in inter.original["content"])
+
+        def posted() -> dict[str, object] | None:
+            for message in fake.messages():
+                reference = message.get("message_reference") or {}
+                if reference.get("message_id") == inter.original_id and message["attachments"]:
+                    return message
+            return None
+
+        result = await fake.wait_for(posted, TIMEOUT)
+    assert "interaction_metadata" not in result  # a plain channel message, not the dead token's
+    assert result["content"] == f"**a slow sunrise** - <@{fake.owner['id']}>"
+    assert labels(result) == GRID_LABELS
+    picture, _ = await image(fake, result)
+    assert picture.width >= 256
+    # the token's refusals were expected; take them out so the harness does not flag them
+    expired = [e for e in fake.errors if e.get("code") == 50027]
+    assert expired
+    for error in expired:
+        fake.errors.remove(error)
