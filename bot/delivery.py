@@ -36,6 +36,18 @@ def _failed(code: str, error: str = "") -> JobResult:
     return JobResult("failed", "imagine", code, error, None, (), (), "", ())
 
 
+FINISHING_POLL = 0.05
+"""Seconds between polls once the engine is done and the service is storing the images."""
+
+
+def _next_poll(state: JobProgress | None, interval: float) -> float:
+    # At 99 % the render is over and the result lands within ~100 ms: look closely, so the
+    # grid is posted at once rather than up to a whole interval later.
+    if state is not None and state.status == "running" and state.progress >= 99:
+        return min(interval, FINISHING_POLL)
+    return interval
+
+
 class Deliveries:
     def __init__(
         self,
@@ -145,7 +157,7 @@ class Deliveries:
                     await surface.show_progress(text, image)
                     shown = (text, state.preview_url)
                     pacer.mark()
-            await asyncio.sleep(self._settings.poll_interval)
+            await asyncio.sleep(_next_poll(state, self._settings.poll_interval))
 
     async def _preview(self, job: PendingJob, url: str) -> Upload | None:
         try:

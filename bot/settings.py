@@ -71,7 +71,7 @@ class BotSettings:
     """A remote Imagine API; empty = start the embedded service in-process."""
     api_token: str = ""
     max_jobs_per_user: int = 3
-    poll_interval: float = 1.0
+    poll_interval: float = 0.5
     """Seconds between two GET /v2/message polls of one job."""
     edit_interval: float = 2.0
     """Minimum seconds between two progress edits of one Discord message."""
@@ -113,7 +113,7 @@ class BotSettings:
             api_url=api_url,
             api_token=env.get("IMAGINE_API_TOKEN", "").strip(),
             max_jobs_per_user=_whole(env, "MAX_JOBS_PER_USER", 3, 1, 1000),
-            poll_interval=_number(env, "BOT_POLL_INTERVAL", 1.0, 0.01, 60.0),
+            poll_interval=_number(env, "BOT_POLL_INTERVAL", 0.5, 0.01, 60.0),
             edit_interval=_number(env, "BOT_EDIT_INTERVAL", 2.0, 0.0, 60.0),
             upload_limit=_whole(env, "BOT_UPLOAD_LIMIT", 8 * MIB, 16 * 1024, 100 * MIB),
             interaction_ttl=_number(env, "BOT_INTERACTION_TTL", 15 * 60.0, 1.0, 15 * 60.0),
