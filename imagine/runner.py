@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +52,11 @@ class Runner:
         data_dir: Path,
         context: actions.Settings,
         timeout: float,
+        webhook_for: Callable[[Job], tuple[str, bytes] | None] = lambda job: None,
     ) -> None:
         self.store = store
+        self.webhook_for = webhook_for
+        """The webhook (url, body) a finished job owes, saved in the same transaction as the job."""
         self.engine = engine
         self.images_dir = data_dir / "images"
         self.inputs_dir = data_dir / "inputs"
@@ -112,7 +116,7 @@ class Runner:
             self.states.pop(job.id, None)
         job.result.update(result)
         job.status, job.finished_at = JobStatus.DONE, utcnow()
-        await self.store.save(job, JobStatus.RUNNING)
+        await self.finish(job, JobStatus.RUNNING)
         log.info("job %s done (%s)", job.id, job.action)
         return job
 
@@ -123,8 +127,13 @@ class Runner:
             code,
             message,
         )
-        await self.store.save(job, JobStatus.RUNNING)
+        await self.finish(job, JobStatus.RUNNING)
         return job
+
+    async def finish(self, job: Job, previous: JobStatus) -> None:
+        """Save a done or failed job together with the webhook it owes."""
+        hook = self.webhook_for(job)
+        await self.store.save(job, previous, None if hook is None else (*hook, time.time()))
 
     def load_input(self, name: str) -> Image.Image:
         with Image.open(self.inputs_dir / name) as opened:

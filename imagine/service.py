@@ -80,6 +80,7 @@ class ImagineService:
             settings.data_dir,
             actions.Settings(engine.capabilities, dict(settings.models), settings.model or None),
             settings.job_timeout,
+            self._webhook_for,
         )
         self.webhooks = WebhookSender(
             store,
@@ -106,8 +107,7 @@ class ImagineService:
                     job.status, job.finished_at = JobStatus.FAILED, utcnow()
                     job.error_code = ResultCode.INTERNAL_ERROR
                     job.error = f"The job was interrupted {job.attempts} times and was given up."
-                    await self.store.save(job, JobStatus.RUNNING)
-                    await self._notify(job)
+                    await self.runner.finish(job, JobStatus.RUNNING)
                     continue
                 job.status = JobStatus.QUEUED
                 await self.store.save(job, JobStatus.RUNNING)
@@ -153,13 +153,13 @@ class ImagineService:
             job = await self.runner.run(job)
         finally:
             self.active.discard(job_id)
-        await self._notify(job)
+        self.webhooks.wake()
 
-    async def _notify(self, job: Job) -> None:
+    def _webhook_for(self, job: Job) -> tuple[str, bytes] | None:
         url = job.webhook or self.settings.webhook_url
-        if url:
-            body = json.dumps(completed(job, self.settings.base_url)).encode()
-            await self.webhooks.enqueue(job.id, url, body)
+        if not url:
+            return None
+        return url, json.dumps(completed(job, self.settings.base_url)).encode()
 
     # requests
 

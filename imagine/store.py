@@ -7,7 +7,9 @@ last transactions), which is the failure this service must ride through.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,11 +60,19 @@ CREATE TABLE IF NOT EXISTS webhooks (
 CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks (state, next_at);
 """
 
+_ADD_WEBHOOK = "INSERT INTO webhooks (job_id, url, body, next_at) VALUES (?, ?, ?, ?)"
+
 _COLUMNS = (
     "id, button_message_id, action, type, owner, content, prompt, ref, webhook, status, priority,"
     " parent_id, tile, inputs, created_at, started_at, finished_at, attempts, result, error_code,"
     " error"
 )
+
+
+Statement = tuple[str, Any, bool]
+"""(sql, parameters, executemany?)"""
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(RuntimeError):
@@ -160,7 +170,7 @@ class JobStore:
         # Group commit: writes that arrive while a transaction is being committed wait and go
         # together in the next one. One connection, one writer: no coroutine ever sees another's
         # half-done transaction, and a burst of submissions costs one commit, not one each.
-        self._pending: list[tuple[str, Any, bool, asyncio.Future[int]]] = []
+        self._pending: list[tuple[list[Statement], asyncio.Future[list[int]]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
@@ -195,8 +205,12 @@ class JobStore:
 
     async def _commit(self, sql: str, params: Any, *, many: bool = False) -> int:
         """Run one write statement in the next group transaction; the number of rows it changed."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append((sql, params, many, future))
+        return (await self._commit_unit([(sql, params, many)]))[0]
+
+    async def _commit_unit(self, unit: list[Statement]) -> list[int]:
+        """Statements that commit together or not at all; the rows each changed."""
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._pending.append((unit, future))
         if self._flusher is None or self._flusher.done():
             # its own task: a caller cancelled mid-commit must not strand the others' writes
             self._flusher = asyncio.create_task(self._drain())
@@ -205,24 +219,41 @@ class JobStore:
     async def _drain(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            await self._flush(batch)
+            try:
+                await self._flush(batch)
+            except Exception:
+                # One unit spoiled the shared transaction: give each its own, so only it fails.
+                log.warning(
+                    "a group commit of %d writes failed; writing them one by one", len(batch)
+                )
+                for unit in batch:
+                    await self._flush([unit])
+            finally:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(StoreError("the write could not be committed"))
 
-    async def _flush(self, batch: list[tuple[str, Any, bool, asyncio.Future[int]]]) -> None:
-        counts: list[int] = []
+    async def _flush(self, batch: list[tuple[list[Statement], asyncio.Future[list[int]]]]) -> None:
+        results: list[list[int]] = []
         try:
-            for sql, params, many, _ in batch:
-                run = self._db.executemany if many else self._db.execute
-                counts.append(int((await run(sql, params)).rowcount))
+            for unit, _ in batch:
+                counts = []
+                for sql, params, many in unit:
+                    run = self._db.executemany if many else self._db.execute
+                    counts.append(int((await run(sql, params)).rowcount))
+                results.append(counts)
             await self._db.commit()
         except Exception as exc:
-            await self._db.rollback()
-            for *_, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            with contextlib.suppress(Exception):
+                await self._db.rollback()
+            if len(batch) > 1:
+                raise
+            log.exception("a write to the job database failed")
+            batch[0][1].set_exception(exc)
             return
-        for (*_, future), count in zip(batch, counts, strict=True):
+        for (_, future), counts in zip(batch, results, strict=True):
             if not future.done():
-                future.set_result(count)
+                future.set_result(counts)
 
     async def add(self, jobs: list[Job]) -> None:
         marks = ", ".join("?" * 21)
@@ -252,13 +283,20 @@ class JobStore:
             action,
         )
 
-    async def save(self, job: Job, previous: JobStatus) -> None:
-        """Write ``job`` whose status moved from ``previous`` (checked) in one transaction."""
+    async def save(
+        self, job: Job, previous: JobStatus, webhook: tuple[str, bytes, float] | None = None
+    ) -> None:
+        """Write ``job`` whose status moved from ``previous`` (checked) in one transaction, with
+        the webhook delivery (url, body, due time) it owes, so a crash cannot keep one without the other."""
         check_transition(previous, job.status)
-        changed = await self._commit(
+        unit: list[Statement] = [(
             f"UPDATE jobs SET ({_COLUMNS}) = ({', '.join('?' * 21)}) WHERE id = ? AND status = ?",
-            (*_job_values(job), job.id, previous.value),
-        )
+            (*_job_values(job), job.id, previous.value), False,
+        )]  # fmt: skip
+        if webhook is not None:
+            url, body, due = webhook
+            unit.append((_ADD_WEBHOOK, (job.id, url, body, due), False))
+        changed = (await self._commit_unit(unit))[0]
         if changed != 1:
             raise RuntimeError(f"job {job.id} was not {previous}; not saved")
 
@@ -280,10 +318,7 @@ class JobStore:
     # webhooks: a durable outbox, so a restart does not drop a delivery
 
     async def add_webhook(self, job_id: str, url: str, body: bytes, now: float) -> None:
-        await self._commit(
-            "INSERT INTO webhooks (job_id, url, body, next_at) VALUES (?, ?, ?, ?)",
-            (job_id, url, body, now),
-        )
+        await self._commit(_ADD_WEBHOOK, (job_id, url, body, now))
 
     async def due_webhooks(
         self, now: float, limit: int = 20

@@ -1,9 +1,15 @@
-"""Webhook delivery from a durable outbox: retried with backoff, signed, guarded against SSRF."""
+"""Webhook delivery from a durable outbox: retried with backoff, signed, guarded against SSRF.
+
+A job's webhook row is written in the same transaction that finishes the job
+(:meth:`JobStore.save`), so a crash never keeps one without the other. Deliveries run side by
+side (a receiver that hangs holds up only its own), each at most once at a time.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
@@ -18,6 +24,7 @@ from imagine.store import JobStore
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Imagine-Signature"
+PARALLEL = 8
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -41,22 +48,52 @@ class WebhookSender:
         self._policy = policy
         self._timeout = timeout
         self._wake = asyncio.Event()
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(PARALLEL)
+
+    def wake(self) -> None:
+        """A delivery was added: look at the outbox now."""
+        self._wake.set()
 
     async def enqueue(self, job_id: str, url: str, body: bytes) -> None:
         await self._store.add_webhook(job_id, url, body, time.time())
-        self._wake.set()
+        self.wake()
 
     async def run(self) -> None:
         """Deliver due webhooks until cancelled."""
         async with guarded_session(self._policy.allow_private, self._timeout) as session:
-            while True:
-                for webhook in await self._store.due_webhooks(time.time()):
-                    await self._deliver(session, *webhook)
-                next_at = await self._store.next_webhook_at()
-                wait = 3600.0 if next_at is None else max(0.0, next_at - time.time())
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=min(wait, 3600.0))
+            try:
+                while True:
+                    self._wake.clear()
+                    try:
+                        await self._start_due(session)
+                        next_at = await self._store.next_webhook_at()
+                    except Exception:  # the outbox must outlive any one bad row or hiccup
+                        log.exception("webhook outbox: could not read due deliveries")
+                        next_at = time.time() + 5.0
+                    wait = 3600.0 if next_at is None else max(0.05, next_at - time.time())
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=min(wait, 3600.0))
+            finally:
+                for task in self._in_flight.values():
+                    task.cancel()
+                await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
+    async def _start_due(self, session: aiohttp.ClientSession) -> None:
+        for webhook_id, job_id, url, body, attempts in await self._store.due_webhooks(
+            time.time(), 100
+        ):
+            if webhook_id in self._in_flight:
+                continue
+            task = asyncio.create_task(
+                self._deliver(session, webhook_id, job_id, url, body, attempts)
+            )
+            self._in_flight[webhook_id] = task
+            task.add_done_callback(functools.partial(self._done, webhook_id))
+
+    def _done(self, webhook_id: int, _task: object) -> None:
+        self._in_flight.pop(webhook_id, None)
+        self.wake()  # its next try may be due before anything else
 
     async def _deliver(
         self,
@@ -67,53 +104,56 @@ class WebhookSender:
         body: bytes,
         attempts: int,
     ) -> None:
-        headers = {"Content-Type": "application/json"}
-        if self._secret:
-            headers[SIGNATURE_HEADER] = sign(self._secret, body)
+        async with self._slots:
+            error, retry = await self._post(session, url, body)
         attempts += 1
-        retry = True
-        try:
-            target = self._policy.check(url)
-            async with session.post(
-                target, data=body, headers=headers, allow_redirects=False
-            ) as response:
-                if 200 <= response.status < 300:
-                    await self._store.update_webhook(
-                        webhook_id,
-                        state="delivered",
-                        attempts=attempts,
-                        next_at=time.time(),
-                        error="",
-                    )
-                    log.info("webhook for job %s delivered to %s", job_id, url)
-                    return
-                error = f"HTTP {response.status}"
-                retry = response.status >= 500 or response.status in (408, 429)
-        except BlockedAddress as exc:
-            error, retry = f"refused: {exc}", False
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            error = str(exc) or type(exc).__name__
-        if retry and attempts <= len(self._delays):
+        if error is None:
+            log.info("webhook for job %s delivered to %s", job_id, url)
+            state, next_at = "delivered", time.time()
+        elif retry and attempts <= len(self._delays):
             delay = self._delays[attempts - 1]
             log.warning(
-                "webhook for job %s to %s failed (%s); try %d again in %.0f s",
+                "webhook for job %s to %s failed (%s); try %d in %.0f s",
                 job_id,
                 url,
                 error,
                 attempts + 1,
                 delay,
             )
-            await self._store.update_webhook(
-                webhook_id,
-                state="pending",
-                attempts=attempts,
-                next_at=time.time() + delay,
-                error=error,
-            )
+            state, next_at = "pending", time.time() + delay
         else:
             log.error(
                 "webhook for job %s to %s given up after %d tries: %s", job_id, url, attempts, error
             )
+            state, next_at = "failed", time.time()
+        try:
             await self._store.update_webhook(
-                webhook_id, state="failed", attempts=attempts, next_at=time.time(), error=error
+                webhook_id, state=state, attempts=attempts, next_at=next_at, error=error or ""
             )
+        except Exception:
+            log.exception("webhook for job %s: its state could not be saved", job_id)
+
+    async def _post(
+        self, session: aiohttp.ClientSession, url: str, body: bytes
+    ) -> tuple[str | None, bool]:
+        """(None, _) when delivered, else (the error, whether to try again)."""
+        headers = {"Content-Type": "application/json"}
+        if self._secret:
+            headers[SIGNATURE_HEADER] = sign(self._secret, body)
+        try:
+            target = self._policy.check(url)
+            async with session.post(
+                target, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                if 200 <= response.status < 300:
+                    return None, False
+                return f"HTTP {response.status}", response.status >= 500 or response.status in (
+                    408,
+                    429,
+                )
+        except BlockedAddress as exc:
+            return f"refused: {exc}", False
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return str(exc) or type(exc).__name__, True
+        except ValueError as exc:  # e.g. a host name IDNA cannot encode: it will never work
+            return f"unusable URL: {exc}", False

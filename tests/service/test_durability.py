@@ -121,3 +121,29 @@ async def test_kill_9_mid_batch_loses_nothing_and_runs_nothing_twice(tmp_path: P
         status == "done" and attempts <= 2 and finished for _, status, attempts, finished in rows
     )
     assert rows[0][2] == 1  # done before the kill: not run again
+
+
+async def test_one_failing_write_does_not_fail_the_others_committed_with_it(
+    settings: Settings,
+) -> None:
+    from imagine.jobs import Job, JobStatus
+    from imagine.store import JobStore
+
+    store = await JobStore.open(settings.data_dir / "jobs.sqlite3")
+    try:
+
+        def job(job_id: str) -> Job:
+            return Job(id=job_id, button_message_id=f"b-{job_id}", action="imagine", type="imagine",
+                       owner="o", content="c", prompt={})  # fmt: skip
+
+        await store.add([job("one")])
+        # the same id again violates the primary key; the write batched with it must still land
+        results = await asyncio.gather(
+            store.add([job("one")]), store.add([job("two")]), return_exceptions=True
+        )
+        assert isinstance(results[0], Exception)
+        assert results[1] is None
+        assert (await store.get("two")) is not None
+        assert (await store.get("one")).status is JobStatus.QUEUED  # type: ignore[union-attr]
+    finally:
+        await store.close()

@@ -112,3 +112,48 @@ async def test_a_pending_webhook_survives_a_restart(make_client: ClientFactory) 
         assert json.loads(receiver.bodies[0][0])["originatingMessageId"] == accepted["messageId"]
     finally:
         await receiver.server.close()
+
+
+async def test_an_unusable_webhook_url_does_not_stop_the_others(make_client: ClientFactory) -> None:
+    receiver = Receiver()
+    await receiver.server.start_server()
+    try:
+        client = await make_client()
+        # a host label over 63 characters: IDNA refuses it before any look-up, on every try
+        bad = await submit(client, "a moth", webhookOverride=f"http://{'a' * 64}.example/hook")
+        await wait_done(client, bad["messageId"])
+        good = await submit(client, "a lamp", webhookOverride=receiver.url)
+        await wait_done(client, good["messageId"])
+        await _until(lambda: receiver.bodies)
+        assert json.loads(receiver.bodies[0][0])["originatingMessageId"] == good["messageId"]
+    finally:
+        await receiver.server.close()
+
+
+async def test_slow_receiver_does_not_hold_up_another(make_client: ClientFactory) -> None:
+    fast = Receiver()
+    slow_hits: list[float] = []
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        slow_hits.append(1.0)
+        await release.wait()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", hang)
+    slow = TestServer(app, host="127.0.0.1")
+    await fast.server.start_server()
+    await slow.start_server()
+    try:
+        client = await make_client()
+        first = await submit(client, "one", webhookOverride=str(slow.make_url("/hook")))
+        await wait_done(client, first["messageId"])
+        await _until(lambda: slow_hits)
+        second = await submit(client, "two", webhookOverride=fast.url)
+        await wait_done(client, second["messageId"])
+        await _until(lambda: fast.bodies, timeout=3.0)
+    finally:
+        release.set()
+        await fast.server.close()
+        await slow.close()

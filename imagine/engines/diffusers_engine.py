@@ -1,0 +1,207 @@
+"""The local engine: a Hugging Face diffusers pipeline in this process (``IMAGINE_ENGINE=diffusers``).
+
+Settings (read from ``settings.environ``):
+
+- ``IMAGINE_MODEL``: a Hugging Face id or a local diffusers folder; default ``stabilityai/sd-turbo``.
+  SDXL-Turbo (``stabilityai/sdxl-turbo``) and FLUX.1-schnell (``black-forest-labs/FLUX.1-schnell``)
+  work by changing only this: the pipeline class comes from the model's own ``model_index.json``
+  and the steps/guidance defaults from its family (``diffusers_load.FAMILIES``).
+- ``IMAGINE_MODEL_FAMILY``: force a family (e.g. ``sd-turbo`` for a local folder of a turbo model
+  whose name does not say so).
+- ``IMAGINE_TAESD=1``: decode with the tiny TAESD autoencoder (``IMAGINE_TAESD_MODEL``, default
+  the family's: madebyollin/taesd, taesdxl or taef1): much faster on a CPU, slightly softer.
+- ``IMAGINE_DEVICE``: ``cpu``, ``cuda`` or ``cuda:N``; default CUDA (half precision) when
+  available, else the CPU (float32).
+- ``HF_HUB_OFFLINE=1``: never download; the model must be a folder or in the cache.
+- ``IMAGINE_UPSCALER`` / ``IMAGINE_UPSCALER_GPU``: see :mod:`imagine.upscaler`.
+
+torch and diffusers are imported in :meth:`DiffusersEngine.start`, in the worker thread, so
+choosing another engine never imports them. One model is loaded and kept warm; every run goes
+through a single worker thread and a lock, so only one run uses the pipelines at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Self, TypeVar
+
+from PIL import Image
+
+from imagine.codes import ResultCode
+from imagine.engines.base import (
+    Capabilities,
+    EngineError,
+    EngineUnavailable,
+    GenerateRequest,
+    ProgressCallback,
+)
+from imagine.settings import Settings
+from imagine.upscaler import CHOICES, Upscaler, shared_upscaler
+
+if TYPE_CHECKING:
+    from imagine.engines.diffusers_load import LoadedModel
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_MODEL = "stabilityai/sd-turbo"
+FAMILY_NAMES = ("sd-turbo", "sdxl-turbo", "sd", "sdxl", "flux-schnell", "flux", "other")
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    return environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class DiffusersConfig:
+    model: str = DEFAULT_MODEL
+    taesd: str = ""
+    """"" = full VAE, "auto" = the family's TAESD, else a TAESD model id or folder."""
+    device: str = ""
+    family: str = ""
+    offline: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DiffusersConfig:
+        env = settings.environ
+        family = env.get("IMAGINE_MODEL_FAMILY", "").strip().lower()
+        if family and family not in FAMILY_NAMES:
+            raise EngineUnavailable(
+                f"IMAGINE_MODEL_FAMILY={family!r} is not a family; use one of "
+                f"{', '.join(FAMILY_NAMES)}, or leave it empty to detect it."
+            )
+        taesd = ""
+        if _flag(env, "IMAGINE_TAESD"):
+            taesd = env.get("IMAGINE_TAESD_MODEL", "").strip() or "auto"
+        return cls(
+            model=settings.model or env.get("IMAGINE_MODEL", "").strip() or DEFAULT_MODEL,
+            taesd=taesd,
+            device=env.get("IMAGINE_DEVICE", "").strip().lower(),
+            family=family,
+            offline=_flag(env, "HF_HUB_OFFLINE"),
+        )
+
+
+class DiffusersEngine:
+    def __init__(self, config: DiffusersConfig, upscaler: Upscaler | None = None) -> None:
+        self.config = config
+        self.upscaler = upscaler or Upscaler()
+        self._loaded: LoadedModel | None = None
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffusers")
+        self._capabilities = Capabilities(name="diffusers", weighted_prompts=True)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        choice = settings.environ.get("IMAGINE_UPSCALER", "").strip().lower() or "auto"
+        if choice not in CHOICES:
+            raise EngineUnavailable(
+                f"IMAGINE_UPSCALER={choice!r} is not an upscaler; use one of {', '.join(CHOICES)}."
+            )
+        return cls(DiffusersConfig.from_settings(settings), shared_upscaler(settings.environ))
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    async def _in_worker(self, function: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    async def start(self) -> None:
+        await self._in_worker(self._start)
+
+    def _start(self) -> None:
+        with self._lock:
+            self._loaded = self._load(self.config.model)
+            upscale = self.upscaler.status()
+            self._capabilities = _capabilities(self._loaded, upscale.real, upscale.describe())
+
+    def _load(self, model: str) -> LoadedModel:
+        try:
+            from imagine.engines.diffusers_load import load_model
+        except ModuleNotFoundError as exc:
+            raise EngineUnavailable(
+                f"The diffusers engine needs the Python package {exc.name!r}, which is not "
+                "installed; install the local extra with: pip install -e '.[local]'."
+            ) from exc
+        return load_model(
+            model,
+            device=self.config.device,
+            taesd=self.config.taesd,
+            family_name=self.config.family,
+            offline=self.config.offline,
+        )
+
+    async def close(self) -> None:
+        # A run still going ends at its next step (the service's progress callback cancels it).
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._loaded = None
+
+    async def generate(
+        self, request: GenerateRequest, progress: ProgressCallback
+    ) -> list[Image.Image]:
+        return await self._in_worker(self._generate, request, progress)
+
+    def _generate(self, request: GenerateRequest, progress: ProgressCallback) -> list[Image.Image]:
+        from imagine.engines.diffusers_render import render
+
+        with self._lock:
+            if self._loaded is None:
+                raise EngineError(
+                    ResultCode.INTERNAL_ERROR, "The diffusers engine was not started."
+                )
+            if request.model and request.model != self._loaded.model:
+                self._switch(request.model)
+            assert self._loaded is not None
+            return render(self._loaded, request, progress)
+
+    def _switch(self, model: str) -> None:
+        """Swap the warm model for ``model``: one model in memory at a time."""
+        log.info("diffusers: switching model to %s", model)
+        self._loaded = None
+        gc.collect()  # free the old weights before loading the new ones
+        try:
+            self._loaded = self._load(model)
+        except EngineUnavailable as exc:
+            self._loaded = self._load(self.config.model)
+            raise EngineError(ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND, str(exc)) from exc
+
+    async def upscale(
+        self, image: Image.Image, factor: int, progress: ProgressCallback
+    ) -> Image.Image:
+        return await asyncio.to_thread(self._upscale, image, factor, progress)
+
+    def _upscale(self, image: Image.Image, factor: int, progress: ProgressCallback) -> Image.Image:
+        progress(0.0, None)
+        result = self.upscaler.upscale(image, factor)
+        progress(1.0, None)
+        return result
+
+
+def _capabilities(loaded: LoadedModel, real_upscaler: bool, upscaler: str) -> Capabilities:
+    notes: list[str] = []
+    if loaded.family.guidance <= 1.0:
+        notes.append(
+            "This model runs without classifier-free guidance by default, "
+            "so --no and negative weights have little effect."
+        )
+    if not real_upscaler:
+        notes.append(f"Upscales use {upscaler}.")
+    return Capabilities(
+        name="diffusers",
+        native_size=loaded.native_size,
+        multiple=loaded.multiple,
+        img2img=True,
+        outpaint=loaded.inpaint is not None,
+        upscale=real_upscaler,
+        seeds=True,
+        weighted_prompts=loaded.family.weighted_prompts,
+        max_batch=4,
+        notes=tuple(notes),
+    )
