@@ -29,11 +29,14 @@ async def start_embedded(environ: Mapping[str, str]) -> ServiceEndpoint:
     from imagine.server import ConfigError
     from imagine.server import start_embedded as start_service
     from imagine.settings import Settings, SettingsError
+    from imagine.store import StoreError
 
     try:
         settings = Settings.from_env(environ)
         service = await start_service(settings)
-    except (SettingsError, EngineUnavailable, ConfigError) as exc:
+    except (SettingsError, EngineUnavailable, ConfigError, StoreError) as exc:
+        raise StartupError(str(exc)) from exc
+    except ValueError as exc:  # e.g. an unreadable IMAGINE_BANNED_WORDS_FILE
         raise StartupError(str(exc)) from exc
     token = settings.api_tokens[0] if settings.api_tokens else ""
     log.info("embedded image service on %s (engine %s)", service.url, settings.engine)

@@ -20,6 +20,7 @@ from imagine.engines.base import Capabilities, GenerateRequest
 from imagine.jobs import GRID_BUTTONS, UPSCALE_BUTTONS
 from imagine.prompt import ImaginePrompt, plan_generation, resolve_size
 
+MAX_RATIO = 4
 VARY_STRENGTH = {"strong": 0.65, "subtle": 0.35}
 UPSCALE_FACTORS = {"Upscale (2x)": 2, "Upscale (4x)": 4}
 TILE_BUTTONS = {f"U{k}": k - 1 for k in range(1, 5)}
@@ -155,10 +156,16 @@ def buttons_for(
             continue
         if button == "Make Square" and size[0] == size[1]:
             continue
+        if button in images.PAN and _too_long(images.pan_aspect(*size, images.PAN[button])):
+            continue  # a pan may not go past Midjourney's 4:1
         if button in UPSCALE_FACTORS and action in UPSCALE_FACTORS:
             continue  # an upscale of an upscale would pass any sensible size
         offered.append(button)
     return offered
+
+
+def _too_long(aspect: tuple[int, int]) -> bool:
+    return max(aspect) > MAX_RATIO * min(aspect)
 
 
 def describe(request: GenerateRequest, capabilities: Capabilities) -> dict[str, Any]:

@@ -102,6 +102,10 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise ServiceError(400, None, "The body is not UTF-8 text: send a JSON object.") from None
     except ValueError as exc:
         raise ServiceError(400, None, f"The body is not valid JSON ({exc}).") from None
+    except RecursionError:
+        raise ServiceError(
+            400, None, "The body is nested too deeply: send a flat JSON object."
+        ) from None
     if not isinstance(data, dict):
         raise ServiceError(400, None, 'The body must be a JSON object, like {"msg": "a cat"}.')
     return data
@@ -130,6 +134,15 @@ def _string(data: dict[str, Any], name: str, *, required: bool = False, limit: i
     return value
 
 
+def _whole(data: dict[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+        raise ServiceError(400, None, f"'{name}' must be a whole number from 1 to 1000000.")
+    return value
+
+
 def _flag(data: dict[str, Any], name: str) -> bool:
     value = data.get(name, False)
     if isinstance(value, bool):
@@ -149,6 +162,7 @@ async def imagine(request: web.Request) -> web.Response:
         webhook=_string(data, "webhookOverride", limit=2000),
         ignore_prefilter=_flag(data, "ignorePrefilter"),
         token=_token(request),
+        max_unfinished=_whole(data, "maxUnfinished"),
     )
     body: dict[str, Any] = {
         "success": True,

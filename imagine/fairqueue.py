@@ -1,6 +1,7 @@
 """A bounded queue that is fair across users.
 
-Jobs wait in priority tiers (turbo, fast, relax). Within a tier, owners take turns: each turn
+Jobs wait in two tiers: fast, then relax (a user's own choice to wait). ``--turbo`` counts as
+fast: a flag anyone can type must not let them jump everyone else. Within a tier, owners take turns: each turn
 serves the oldest job of the owner at the front, then that owner goes to the back. So one user's
 ten jobs never hold back another user's first, and with many users queued at once every user's
 first job starts before anyone's second.
@@ -11,8 +12,13 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict, deque
 
-TIERS = {"turbo": 0, "fast": 1, "relax": 2}
+TIERS = {"fast": 0, "relax": 1}
 DEFAULT_TIER = TIERS["fast"]
+
+
+def tier_for(speed: str | None) -> int:
+    """--relax waits behind everyone; --fast, --turbo and nothing are all the fast tier."""
+    return TIERS["relax"] if speed == "relax" else DEFAULT_TIER
 
 
 class FairQueue:
@@ -55,17 +61,6 @@ class FairQueue:
                 return job_id
             self._ready.clear()
             await self._ready.wait()
-
-    def remove(self, job_id: str) -> bool:
-        where = self._where.pop(job_id, None)
-        if where is None:
-            return False
-        tier, owner = where
-        jobs = self._tiers[tier][owner]
-        jobs.remove(job_id)
-        if not jobs:
-            del self._tiers[tier][owner]
-        return True
 
     def position(self, job_id: str) -> int | None:
         """How many jobs start before this one (0 = next), by replaying the turn order."""

@@ -19,6 +19,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
 
 class BlockedAddress(ValueError):
     """The URL points at an address the service must not reach; the message says why."""
@@ -31,6 +33,8 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
             return is_public(mapped)
         if address.teredo is not None:
             return False
+        if address in _NAT64:  # 64:ff9b::a.b.c.d reaches a.b.c.d through a NAT64 gateway
+            return is_public(ipaddress.IPv4Address(address.packed[-4:]))
     # is_global is False for loopback, RFC 1918, link-local, CGNAT (100.64/10), ULA, 0.0.0.0,
     # documentation and reserved ranges; multicast is refused separately.
     return address.is_global and not address.is_multicast

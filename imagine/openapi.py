@@ -104,6 +104,7 @@ def spec(base_url: str) -> dict[str, Any]:
             "ref": _TEXT,
             "webhookOverride": _TEXT,
             "ignorePrefilter": _FLAG,
+            "maxUnfinished": {"type": "integer", "minimum": 1, "maximum": 1000000},
         },
     }
     button_body = {

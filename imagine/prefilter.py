@@ -26,7 +26,6 @@ _LEET = str.maketrans(
     }
 )
 _LEET_ONE_AS_L = str.maketrans({"1": "l"})
-_URL = re.compile(r"<?https?://\S+", re.IGNORECASE)
 _SEPARATORS = re.compile(r"[.\-_*'`~^,;:/\\\"()\[\]{}]+")
 _WORDS = re.compile(r"[a-z]+")
 
@@ -39,7 +38,7 @@ def _fold(text: str) -> str:
 
 def _candidates(text: str) -> Iterator[list[str]]:
     """Word sequences to check: as written, with separators removed, and spelled-out letters joined."""
-    folded = _fold(_URL.sub(" ", text))
+    folded = _fold(text)
     for variant in (
         folded,
         folded.translate(_LEET_ONE_AS_L).translate(_LEET),

@@ -20,7 +20,7 @@ from typing import Any
 from imagine import __version__, actions, images
 from imagine.codes import ResultCode
 from imagine.engines.base import Engine
-from imagine.fairqueue import TIERS, FairQueue
+from imagine.fairqueue import FairQueue, tier_for
 from imagine.fetch import FetchError, fetch_bytes, guarded_session
 from imagine.jobs import Job, JobStatus, new_id, utcnow
 from imagine.messages import completed, running
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 MAX_MSG_CHARS = 4000
 MAX_REF_CHARS = 2000
+MAX_IMAGE_PROMPTS = 5
 
 
 class ServiceError(Exception):
@@ -94,6 +95,7 @@ class ImagineService:
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._press_lock = asyncio.Lock()
         self._fetch = guarded_session(settings.allow_private_urls, settings.fetch_timeout)
+        self._decoding = asyncio.Semaphore(2)
         self._token_rate = RateLimiter(settings.rate_per_token)
         self._user_rate = RateLimiter(settings.rate_per_user)
 
@@ -192,6 +194,21 @@ class ImagineService:
                 retryAfter=math.ceil(wait),
             )
 
+    async def _check_user_jobs(self, ref: str, owner: str, count: int, limit: int | None) -> None:
+        """A user named in ref may have at most so many unfinished jobs (the client may ask for fewer)."""
+        if not ref_user(ref):
+            return
+        cap = self.settings.max_jobs_per_user
+        cap = min(cap, limit) if limit is not None and limit > 0 else cap
+        unfinished = await self.store.count_unfinished(owner)
+        if unfinished + count > cap:
+            adding = f"this adds {count}" if count > 1 else "this adds one more"
+            raise ServiceError(
+                429, None,
+                f"You have {unfinished} unfinished job{'s' * (unfinished != 1)} and {adding}; the limit "
+                f"is {cap}. Wait for some to finish.",
+            )  # fmt: skip
+
     def _check_room(self, count: int) -> None:
         if len(self.queue) + count > self.settings.queue_limit:
             raise ServiceError(429, ResultCode.QUEUE_FULL, "QUEUE_FULL")
@@ -204,6 +221,7 @@ class ImagineService:
         webhook: str = "",
         ignore_prefilter: bool = False,
         token: str | None = None,
+        max_unfinished: int | None = None,
     ) -> list[Job]:
         if not msg.strip():
             raise ServiceError(400, ResultCode.INVALID_PARAMETER, "msg is empty: send a prompt.")
@@ -219,17 +237,25 @@ class ImagineService:
             )
         webhook = self._check_webhook(webhook)
         self._check_rate(ref, token)
-        if not ignore_prefilter and (word := self.prefilter.find(msg)):
-            raise ServiceError(400, ResultCode.BANNED_PROMPT, f"Invalid phrase: '{word}'")
         try:
             prompts = parse(msg)
             for prompt in prompts:  # an unmapped --v is an error now, not when the job runs
                 actions.generation(prompt, self.runner.context, (0,))
         except PromptError as exc:
             raise ServiceError(400, exc.code, exc.message) from None
+        if not ignore_prefilter:
+            # what the engine will read: each expansion's text and negatives, never the raw msg
+            # ({na,zz}ked expands to a banned word; a link-looking word later in the text is text)
+            for prompt in prompts:
+                if word := self.prefilter.find(f"{prompt.text} {prompt.negative_prompt}"):
+                    raise ServiceError(400, ResultCode.BANNED_PROMPT, f"Invalid phrase: '{word}'")
+        if len({url for p in prompts for url in p.image_urls}) > MAX_IMAGE_PROMPTS:
+            raise ServiceError(400, ResultCode.INVALID_LINK,
+                               f"At most {MAX_IMAGE_PROMPTS} image links can start a prompt.")  # fmt: skip
+        owner = owner_of(ref, token)
+        await self._check_user_jobs(ref, owner, len(prompts), max_unfinished)
         self._check_room(len(prompts))
         inputs = await self._fetch_inputs(prompts)
-        owner = owner_of(ref, token)
         jobs = []
         for prompt in prompts:
             jobs.append(
@@ -277,7 +303,7 @@ class ImagineService:
             prompt=prompt.to_dict(),
             ref=ref,
             webhook=webhook,
-            priority=TIERS.get(prompt.speed or "fast", 1),
+            priority=tier_for(prompt.speed),
             parent_id=parent.id if parent else None,
             tile=tile,
             inputs=inputs or [],
@@ -296,7 +322,8 @@ class ImagineService:
                     max_bytes=self.settings.max_image_bytes,
                     policy=self.settings.url_policy,
                 )
-                image = await asyncio.to_thread(images.decode, data)
+                async with self._decoding:  # a few at once: each may take hundreds of MB
+                    image = await asyncio.to_thread(images.decode, data)
             except FetchError as exc:
                 raise ServiceError(400, ResultCode.INVALID_LINK, str(exc)) from None
             except ValueError as exc:

@@ -79,6 +79,8 @@ class Settings:
     """Waits between webhook deliveries: 6 tries over ~4 minutes."""
     url_hosts: tuple[str, ...] = ()
     """IMAGINE_URL_HOSTS: if set, the only hosts image URLs and webhooks may use."""
+    max_jobs_per_user: int = 40
+    """Unfinished jobs one user (named in ref) may have; a client may ask for fewer."""
     rate_per_token: int = 600
     """POST requests per minute per API token (0 = no limit); not applied without tokens."""
     rate_per_user: int = 30
@@ -145,6 +147,7 @@ class Settings:
                 for h in env.get("IMAGINE_URL_HOSTS", "").split(",")
                 if h.strip()
             ),
+            max_jobs_per_user=_int(env, "IMAGINE_MAX_JOBS_PER_USER", 40, 1, 1_000_000),
             rate_per_token=_int(env, "IMAGINE_RATE_PER_TOKEN", 600, 0, 1_000_000),
             rate_per_user=_int(env, "IMAGINE_RATE_PER_USER", 30, 0, 1_000_000),
             environ=MappingProxyType(env),

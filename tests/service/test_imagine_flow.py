@@ -167,3 +167,13 @@ async def test_unknown_message_is_404_json(client: Client) -> None:
     response = await client.get("/v2/message/does-not-exist")
     assert response.status == 404
     assert (await response.json())["success"] is False
+
+
+async def test_pans_stop_at_four_to_one(client: Client) -> None:
+    grid = await wait_done(client, (await submit(client, "a long wall --ar 3:1"))["messageId"])
+    upscale = await wait_done(
+        client, (await press(client, grid["buttonMessageId"], "U1"))["messageId"]
+    )
+    assert "⬆️" in upscale["buttons"]
+    assert "⬅️" not in upscale["buttons"]  # 3:1 widened by half would be 4.5:1
+    assert "➡️" not in upscale["buttons"]

@@ -28,9 +28,7 @@ def test_found(text: str) -> None:
     assert words.find(text) in ("gore", "bad word")
 
 
-@pytest.mark.parametrize(
-    "text", ["gorge", "a goretex jacket", "bad", "word", "a badword", "https://x.com/gore.png cat"]
-)
+@pytest.mark.parametrize("text", ["gorge", "a goretex jacket", "bad", "word", "a badword"])
 def test_not_found(text: str) -> None:
     assert words.find(text) is None
 

@@ -204,3 +204,43 @@ async def test_job_results_are_kept_after_done(client: Client) -> None:
     done = await wait_done(client, accepted["messageId"])
     again = await wait_done(client, accepted["messageId"])
     assert done == again
+
+
+@pytest.mark.parametrize(
+    "msg", ["a {na,zz}ked cat", "a cat https://naked on a table", "a cat --no nud3"]
+)
+async def test_prefilter_reads_what_the_engine_will_read(client: Client, msg: str) -> None:
+    response = await client.post("/v2/imagine", json={"msg": msg})
+    data = await response.json()
+    assert response.status == 400, data
+    assert data["code"] == "BANNED_PROMPT"
+
+
+async def test_a_user_cannot_queue_more_than_the_cap(make_client: ClientFactory) -> None:
+    client = await make_client(engine=PlaceholderEngine(seconds=5), max_jobs_per_user=5)
+    ref = '{"user": "9"}'
+    await submit(client, "{a,b,c} cat", ref=ref)
+    refused = await client.post("/v2/imagine", json={"msg": "{d,e,f} cat", "ref": ref})
+    body = await refused.json()
+    assert refused.status == 429
+    assert "You have 3 unfinished jobs and this adds 3; the limit is 5" in body["msg"]
+    asked = await client.post("/v2/imagine", json={"msg": "a dog", "ref": ref, "maxUnfinished": 3})
+    assert asked.status == 429  # a client (the bot) may ask for a lower cap
+    assert (await client.post("/v2/imagine", json={"msg": "a dog", "ref": ref})).status == 200
+
+
+async def test_at_most_five_image_links(make_client: ClientFactory) -> None:
+    client = await make_client(url_hosts=("refused.invalid",))  # never fetch, even if the check broke
+    links = " ".join(f"https://example.com/{n}.png" for n in range(6))
+    response = await client.post("/v2/imagine", json={"msg": f"{links} a cat"})
+    data = await response.json()
+    assert response.status == 400
+    assert "At most 5 image links" in data["msg"]
+
+
+async def test_deeply_nested_json_is_a_400(client: Client) -> None:
+    response = await client.post(
+        "/v2/imagine", data=b"[" * 30000, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    assert "nested" in (await response.json())["msg"]
