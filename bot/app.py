@@ -65,7 +65,7 @@ class ImagineBot(commands.Bot):
         if not url:
             self._service = await start_embedded(settings.environ)
             url, token = self._service.url, token or self._service.token
-        self._imagine = ImagineClient(url, token)
+        self._imagine = ImagineClient(url, token, max_unfinished=settings.max_jobs_per_user)
         await self._report_service(url)
         self._store = await PendingStore.open(settings.data_dir / "bot-pending.sqlite3")
         self._deliveries = Deliveries(self, self._imagine, self._store, settings, result_view)

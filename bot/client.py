@@ -116,8 +116,11 @@ class ImagineClient:
         *,
         session: aiohttp.ClientSession | None = None,
         timeout: float = 30.0,
+        max_unfinished: int | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.max_unfinished = max_unfinished
+        """Sent with each /imagine, so one prompt's permutations cannot pass the per-user limit."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._headers = headers
         self._own_session = session is None
@@ -163,7 +166,10 @@ class ImagineClient:
         return data
 
     async def imagine(self, msg: str, ref: JobRef) -> Submitted:
-        data = await self._request("POST", "/v2/imagine", json={"msg": msg, "ref": ref.to_json()})
+        body: dict[str, Any] = {"msg": msg, "ref": ref.to_json()}
+        if self.max_unfinished is not None:
+            body["maxUnfinished"] = self.max_unfinished
+        data = await self._request("POST", "/v2/imagine", json=body)
         return self._submitted(data)
 
     async def button(self, button_message_id: str, button: str, ref: JobRef) -> Submitted:

@@ -416,6 +416,8 @@ class ImagineService:
                 "img2img": caps.img2img,
                 "outpaint": caps.outpaint,
                 "upscale": caps.upscale,
+                "upscaler": caps.upscaler
+                or ("the engine's own" if caps.upscale else "Lanczos resampling"),
                 "seeds": caps.seeds,
                 "nativeSize": caps.native_size,
             },

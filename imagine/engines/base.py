@@ -56,6 +56,8 @@ class Capabilities:
     outpaint: bool = True
     upscale: bool = True
     """True when ``upscale`` is a real super-resolution model (else the service may say so)."""
+    upscaler: str = ""
+    """What upscales, in words, for /v2/info (e.g. 'Real-ESRGAN (realesr-animevideov3, cpu)')."""
     seeds: bool = True
     """True when the same seed gives the same image."""
     weighted_prompts: bool = False

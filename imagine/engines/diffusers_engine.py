@@ -200,6 +200,7 @@ def _capabilities(loaded: LoadedModel, real_upscaler: bool, upscaler: str) -> Ca
         img2img=True,
         outpaint=loaded.inpaint is not None,
         upscale=real_upscaler,
+        upscaler=upscaler,
         seeds=True,
         weighted_prompts=loaded.family.weighted_prompts,
         max_batch=4,

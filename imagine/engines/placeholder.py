@@ -57,6 +57,8 @@ class PlaceholderEngine:
             is_placeholder=True,
             native_size=512,
             multiple=8,
+            upscale=False,
+            upscaler="Lanczos resampling (the placeholder has no model)",
             notes=("This is the placeholder engine: pictures are patterns, not AI images.",),
         )
 

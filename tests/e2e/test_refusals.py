@@ -56,3 +56,8 @@ async def test_fourth_unfinished_job_is_refused(fake: FakeDiscord, bot: BotProce
     # somebody else is not held back by that user's jobs
     other = await fake.slash("imagine", {"prompt": "a bush"}, user=fake.add_user("calm"))
     await fake.wait_for(lambda: other.original and "Waiting" in other.original["content"])
+
+
+async def test_permutations_past_the_limit_are_refused(fake: FakeDiscord, bot: BotProcess) -> None:
+    text = await refused(fake, "a {red, green, blue, grey} tree", user=fake.add_user("greedy"))
+    assert text == "You have 0 unfinished jobs and this adds 4; the limit is 3. Wait for some to finish."

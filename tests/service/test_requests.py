@@ -230,7 +230,9 @@ async def test_a_user_cannot_queue_more_than_the_cap(make_client: ClientFactory)
 
 
 async def test_at_most_five_image_links(make_client: ClientFactory) -> None:
-    client = await make_client(url_hosts=("refused.invalid",))  # never fetch, even if the check broke
+    client = await make_client(
+        url_hosts=("refused.invalid",)
+    )  # never fetch, even if the check broke
     links = " ".join(f"https://example.com/{n}.png" for n in range(6))
     response = await client.post("/v2/imagine", json={"msg": f"{links} a cat"})
     data = await response.json()
