@@ -60,4 +60,7 @@ async def test_fourth_unfinished_job_is_refused(fake: FakeDiscord, bot: BotProce
 
 async def test_permutations_past_the_limit_are_refused(fake: FakeDiscord, bot: BotProcess) -> None:
     text = await refused(fake, "a {red, green, blue, grey} tree", user=fake.add_user("greedy"))
-    assert text == "You have 0 unfinished jobs and this adds 4; the limit is 3. Wait for some to finish."
+    assert (
+        text
+        == "You have 0 unfinished jobs and this adds 4; the limit is 3. Wait for some to finish."
+    )
