@@ -8,10 +8,11 @@ after its result or its failure was posted, so a job survives a bot restart (res
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import discord
 
@@ -36,6 +37,8 @@ def _failed(code: str, error: str = "") -> JobResult:
     return JobResult("failed", "imagine", code, error, None, (), (), "", ())
 
 
+NEVER_INCOMPLETE = 7 * 24 * 60.0
+"""expireMins for polls: the bot decides itself when it stops waiting."""
 FINISHING_POLL = 0.05
 """Seconds between polls once the engine is done and the service is storing the images."""
 
@@ -71,6 +74,25 @@ class Deliveries:
 
     def in_flight(self, user_id: int) -> int:
         return self._users[user_id]
+
+    async def accept(
+        self, jobs: Sequence[PendingJob], place: Callable[[int, PendingJob], Awaitable[int]]
+    ) -> None:
+        """Remember every job the service accepted before anything else can fail (a crash or a
+        Discord error now loses none of them), then give each its progress message (``place``
+        returns its id) and deliver it. A job whose message could not be made is still delivered:
+        its result is posted as a new message."""
+        for job in jobs:
+            await self._store.put(job)
+        started = 0
+        try:
+            for index, job in enumerate(jobs):
+                message_id = await place(index, job)
+                await self.start(dataclasses.replace(job, message_id=message_id))
+                started += 1
+        finally:
+            for job in jobs[started:]:
+                self.resume(job)
 
     async def start(self, job: PendingJob) -> None:
         """Remember the job (so a restart resumes it), then deliver it in the background."""
@@ -131,13 +153,15 @@ class Deliveries:
         await self._store.remove(job.job_id)
 
     async def _wait(self, job: PendingJob, surface: Surface) -> JobResult:
-        deadline = job.created + self._settings.job_wait
+        # The wait counts from when the job starts rendering: a long queue is not "too long"
+        # (the service ends every running job within its own timeout anyway).
+        deadline: float | None = None
         pacer = EditPacer(self._settings.edit_interval)
         pacer.mark()  # the message was just created with its first status
         shown: tuple[str, str | None] | None = None
         while True:
             try:
-                state = await self._imagine.message(job.job_id, self._settings.job_wait / 60)
+                state = await self._imagine.message(job.job_id, NEVER_INCOMPLETE)
             except ServiceUnavailable as exc:
                 log.warning("job %s: polling failed, retrying: %s", job.job_id, exc)
                 state = None
@@ -146,7 +170,9 @@ class Deliveries:
                 return _failed("INTERNAL_ERROR", LOST)
             if isinstance(state, JobResult):
                 return state
-            if time.time() > deadline:
+            if deadline is None and isinstance(state, JobProgress) and state.status == "running":
+                deadline = time.time() + self._settings.job_wait
+            if deadline is not None and time.time() > deadline:
                 return _failed("BOT_TOOK_TOO_LONG_TO_PROCESS_YOUR_COMMAND", TOO_LONG)
             if isinstance(state, JobProgress):
                 text = progress_text(job.prompt, job.user_id, job.button, state)

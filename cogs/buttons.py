@@ -164,13 +164,8 @@ async def press(
             await _mark_pressed(interaction, clicked, button_message_id, button)
         prompt = prompt_of(clicked.content)
         channel = bot.get_partial_messageable(channel_id, guild_id=interaction.guild_id)
-        for job_id in submitted.message_ids:
-            message = await channel.send(
-                progress_text(prompt, user.id, button, None),
-                reference=clicked.to_reference(fail_if_not_exists=False),
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
-            job = PendingJob(
+        jobs = [
+            PendingJob(
                 job_id=job_id,
                 prompt=prompt,
                 button=button,
@@ -180,11 +175,21 @@ async def press(
                 application_id=interaction.application_id,
                 token=interaction.token,
                 token_expires=interaction.created_at.timestamp() + bot.settings.interaction_ttl,
-                message_id=message.id,
                 message_via_token=False,
                 reply_to=clicked.id,
             )
-            await bot.deliveries.start(job)
+            for job_id in submitted.message_ids
+        ]
+
+        async def place(index: int, job: PendingJob) -> int:
+            message = await channel.send(
+                progress_text(prompt, user.id, button, None),
+                reference=clicked.to_reference(fail_if_not_exists=False),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+            return message.id
+
+        await bot.deliveries.accept(jobs, place)
 
 
 async def _mark_pressed(

@@ -68,34 +68,34 @@ class Imagine(commands.Cog):
                 msg,
             )
             shown = " ".join(prompt.split())
-            first = await interaction.edit_original_response(
-                content=progress_text(shown, user.id, "", None)
-            )
             expires = interaction.created_at.timestamp() + bot.settings.interaction_ttl
-            for index, job_id in enumerate(submitted.message_ids):
-                message_id = first.id
-                if index:  # {a,b} permutations and --repeat: one message per job
-                    extra = await interaction.followup.send(
-                        progress_text(shown, user.id, "", None),
-                        wait=True,
-                        allowed_mentions=discord.AllowedMentions.none(),
-                    )
-                    message_id = extra.id
-                await bot.deliveries.start(
-                    PendingJob(
-                        job_id=job_id,
-                        prompt=shown,
-                        button="",
-                        user_id=user.id,
-                        guild_id=interaction.guild_id,
-                        channel_id=channel_id,
-                        application_id=interaction.application_id,
-                        token=interaction.token,
-                        token_expires=expires,
-                        message_id=message_id,
-                        message_via_token=True,
-                    )
+            jobs = [
+                PendingJob(
+                    job_id=job_id,
+                    prompt=shown,
+                    button="",
+                    user_id=user.id,
+                    guild_id=interaction.guild_id,
+                    channel_id=channel_id,
+                    application_id=interaction.application_id,
+                    token=interaction.token,
+                    token_expires=expires,
+                    message_via_token=True,
                 )
+                for job_id in submitted.message_ids
+            ]
+
+            async def place(index: int, job: PendingJob) -> int:
+                text = progress_text(shown, user.id, "", None)
+                if index == 0:
+                    return (await interaction.edit_original_response(content=text)).id
+                # {a,b} permutations and --repeat: one message per job
+                extra = await interaction.followup.send(
+                    text, wait=True, allowed_mentions=discord.AllowedMentions.none()
+                )
+                return extra.id
+
+            await bot.deliveries.accept(jobs, place)
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -211,3 +211,40 @@ async def test_a_job_accepted_while_stopping_waits_for_the_next_start(
     await h.deliveries.start(job("late"))  # a command finishing during shutdown
     assert h.deliveries.in_flight(42) == 0
     assert [p.job_id for p in await h.store.all()] == ["late"]
+
+
+async def test_accepted_jobs_survive_a_failing_progress_message(
+    stub: StubService, make: object
+) -> None:
+    h: Harness = await make()  # type: ignore[operator]
+    stub.finish("p1", image=png_bytes((64, 64)))
+    stub.finish("p2", image=png_bytes((64, 64)))
+    stored: list[list[str]] = []
+
+    async def place(index: int, pending: PendingJob) -> int:
+        stored.append([j.job_id for j in await h.store.all()])
+        if index == 1:
+            raise discord.HTTPException(type("R", (), {"status": 500, "reason": "boom"})(), "boom")
+        return 77
+
+    with pytest.raises(discord.HTTPException):
+        await h.deliveries.accept([job("p1"), job("p2")], place)
+    assert sorted(stored[0]) == ["p1", "p2"]  # both remembered before Discord was asked anything
+    await h.deliveries.wait_idle()
+    assert len(h.surface.finished) == 2  # the one without a progress message is still posted
+    assert await h.store.all() == []
+
+
+async def test_time_in_the_queue_does_not_count_as_too_long(
+    stub: StubService, make: object
+) -> None:
+    h: Harness = await make(job_wait=0.05)  # type: ignore[operator]
+    queued = {"progress": 0, "status": "queued", "queuePosition": 3}
+    stub.states["job9"] = [queued] * 20  # ~0.2 s in the queue, four times the wait
+    stub.finish("job9", image=png_bytes((64, 64)))
+
+    await h.deliveries.start(job("job9"))
+    await h.deliveries.wait_idle()
+
+    assert h.surface.failures == []
+    assert len(h.surface.finished) == 1
