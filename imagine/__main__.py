@@ -7,16 +7,17 @@ import asyncio
 import contextlib
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 from dotenv import load_dotenv
+from PIL import Image
 
-from imagine import actions, images
+from imagine.app import running_service
 from imagine.engines import create_engine
-from imagine.engines.base import EngineError, EngineUnavailable
-from imagine.fetch import FetchError, fetch_bytes, guarded_session
-from imagine.prompt import PromptError, image_strength, parse, tile_seeds
+from imagine.engines.base import EngineUnavailable
 from imagine.server import ConfigError, start_service
+from imagine.service import ServiceError
 from imagine.settings import Settings, SettingsError
 from imagine.store import StoreError
 
@@ -33,49 +34,26 @@ async def serve(settings: Settings) -> None:
 
 
 async def generate(settings: Settings, prompt_text: str, output: Path) -> None:
-    engine = create_engine(settings)
-    await engine.start()
-    try:
-        prompt = parse(prompt_text)[0]
-        context = actions.Settings(
-            engine.capabilities, dict(settings.models), settings.model or None
-        )
-        seeds = tile_seeds(prompt, count=4)
-        request = actions.generation(prompt, context, seeds)
-        if prompt.image_urls:
-            async with guarded_session(
-                settings.allow_private_urls, settings.fetch_timeout
-            ) as session:
-                sources = [
-                    images.decode(
-                        await fetch_bytes(
-                            session,
-                            url,
-                            max_bytes=settings.max_image_bytes,
-                            policy=settings.url_policy,
-                        )
-                    )
-                    for url in prompt.image_urls
-                ]
-            request = actions.generation(
-                prompt,
-                context,
-                seeds,
-                init=images.blend(sources, (request.width, request.height)),
-                strength=image_strength(prompt),
-            )
-
-        def progress(fraction: float, preview: object = None) -> None:
-            print(f"\r{int(fraction * 100):3d}%", end="", file=sys.stderr, flush=True)
-
-        tiles = await engine.generate(request, progress)
-        print(file=sys.stderr)
-        grid = images.compose_grid(tiles)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        grid.save(output)
-        print(f"{output} ({grid.width}x{grid.height}, seeds {', '.join(map(str, seeds))})")
-    finally:
-        await engine.close()
+    """One imagine job through the real service (store, queue, engine), with no HTTP server."""
+    with tempfile.TemporaryDirectory(prefix="imagine-") as data:
+        settings = settings.with_(data_dir=Path(data))
+        async with running_service(settings, create_engine(settings)) as service:
+            [job, *_] = await service.imagine(prompt_text)
+            while (state := await service.message(job.id))["progress"] != 100:
+                print(f"\r{state['progress']:3d}%", end="", file=sys.stderr, flush=True)
+                await asyncio.sleep(0.1)
+            print(file=sys.stderr)
+            done = state["response"]
+            if done["status"] != "done":
+                raise ServiceError(500, None, f"{done['content']}: {done.get('error', '')}")
+            stored = await service.store.get(job.id)
+            assert stored is not None
+            grid = service.runner.job_dir(job.id) / stored.result["images"]["grid"]
+            with Image.open(grid) as image:
+                output.parent.mkdir(parents=True, exist_ok=True)
+                image.save(output)
+                size = image.size
+    print(f"{output} ({size[0]}x{size[1]}, seeds {', '.join(map(str, done['seeds']))})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, ConfigError, EngineUnavailable, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (PromptError, FetchError, EngineError, ValueError) as exc:
+    except ServiceError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

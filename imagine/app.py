@@ -5,6 +5,7 @@ Domain errors become HTTP responses here and only here; every error is JSON with
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -242,7 +243,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> web.Applicat
 
 
 async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings, engine = app[SETTINGS], app[ENGINE]
+    async with running_service(app[SETTINGS], app[ENGINE]) as service:
+        app[SERVICE] = service
+        yield
+
+
+@contextlib.asynccontextmanager
+async def running_service(settings: Settings, engine: Engine) -> AsyncIterator[ImagineService]:
+    """The service with its store open, engine started and workers running (no HTTP)."""
     prefilter = Prefilter.load(settings.banned_words_file)
     store = await JobStore.open(settings.data_dir / "jobs.sqlite3")
     try:
@@ -255,10 +263,9 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
         else:
             log.info("engine: %s", caps.name)
         service = ImagineService(settings, engine, store, prefilter)
-        app[SERVICE] = service
         await service.start()
         try:
-            yield
+            yield service
         finally:
             await service.close()
             await engine.close()

@@ -37,6 +37,7 @@ PREVIEW_SIDE = 384
 class RunState:
     """What a running job shows to pollers; written from the engine's thread."""
 
+    job_id: str
     fraction: float = 0.0
     preview: str | None = None
     previews: int = 0
@@ -75,18 +76,32 @@ class Runner:
             now = time.monotonic()
             if preview is not None and now - state.last_preview >= PREVIEW_EVERY:
                 state.last_preview = now
-                small = preview.copy()
-                small.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
                 name = f"preview-{state.previews}.jpg"
-                images.save_jpeg(small, self.job_dir(job_id) / name, quality=80)
                 state.previews += 1
-                state.preview = name
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # an engine's worker thread: encode right here
+                    self._write_preview(state, preview, name)
+                else:  # a remote engine calls from the event loop: encode off it
+                    loop.run_in_executor(None, self._write_preview, state, preview, name)
 
         return progress
 
+    def _write_preview(self, state: RunState, preview: Image.Image, name: str) -> None:
+        try:
+            small = preview.copy()
+            small.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+            images.save_jpeg(small, self.job_dir(state.job_id) / name, quality=80)
+        except Exception:  # a preview is a nicety: never let it fail the job
+            log.warning(
+                "job %s: preview %s could not be written", state.job_id, name, exc_info=True
+            )
+            return
+        state.preview = name  # only once the file is there
+
     async def run(self, job: Job) -> Job:
         """Run ``job`` (already marked running) to its end and save it; never raises for the job's own failures."""
-        state = self.states.setdefault(job.id, RunState())
+        state = self.states.setdefault(job.id, RunState(job.id))
         self.job_dir(job.id).mkdir(parents=True, exist_ok=True)
         try:
             async with asyncio.timeout(self.timeout):
@@ -162,7 +177,7 @@ class Runner:
             upscaled = await self.engine.upscale(
                 source, actions.UPSCALE_FACTORS[job.action], progress
             )
-            return await self._store_single(job, _checked_single(upscaled))
+            return await self._store_single(job, await asyncio.to_thread(_checked_single, upscaled))
         if parent is None or job.action == "🔄":
             request = actions.generation(prompt, self.context, seeds)
             if job.inputs:
@@ -179,7 +194,8 @@ class Runner:
                 actions.from_image, job.action, prompt, source, self.context, seeds
             )
         tiles = await self.engine.generate(request, progress)
-        return await self._store_grid(job, request, _checked_tiles(tiles, request))
+        checked = await asyncio.to_thread(_checked_tiles, tiles, request)
+        return await self._store_grid(job, request, checked)
 
     async def _copy_tile(self, job: Job, parent: Job) -> dict[str, Any]:
         assert job.tile is not None

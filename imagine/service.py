@@ -27,6 +27,7 @@ from imagine.messages import completed, running
 from imagine.netguard import BlockedAddress
 from imagine.prefilter import Prefilter
 from imagine.prompt import ImaginePrompt, PromptError, parse, tile_seeds
+from imagine.prompt.parse import is_link
 from imagine.ratelimit import RateLimiter
 from imagine.runner import Runner
 from imagine.settings import Settings
@@ -433,9 +434,8 @@ class ImagineService:
 def _content(prompt: ImaginePrompt, msg: str, count: int) -> str:
     """The prompt as the user wrote it; each permutation shows its own expansion."""
     if count == 1:
-        return " ".join(
-            part
-            for part in msg.split()
-            if not part.lstrip("<").lower().startswith(("http://", "https://"))
-        )
+        words = msg.split()
+        while words and is_link(words[0]):  # the leading image links are not the prompt
+            words.pop(0)
+        return " ".join(words)
     return prompt.normalised()
