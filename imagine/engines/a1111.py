@@ -213,7 +213,11 @@ class A1111Engine:
             tiles = await asyncio.to_thread(imagecodec.decode_base64_many, encoded)
         except imagecodec.BadImage as exc:
             raise self.service.malformed(f"an image cannot be read ({exc})") from None
-        return imagecodec.fit_many([t.convert("RGB") for t in tiles], request.width, request.height)
+        return await asyncio.to_thread(
+            lambda: imagecodec.fit_many(
+                [t.convert("RGB") for t in tiles], request.width, request.height
+            )
+        )
 
     async def _poll_progress(self, reporter: ProgressReporter) -> None:
         try:
@@ -257,7 +261,8 @@ class A1111Engine:
         except imagecodec.BadImage as exc:
             raise self.service.malformed(f"the upscaled image cannot be read ({exc})") from None
         progress(1.0, None)
-        return imagecodec.fit(result.convert("RGB"), image.width * factor, image.height * factor)
+        size = (image.width * factor, image.height * factor)
+        return await asyncio.to_thread(lambda: imagecodec.fit(result.convert("RGB"), *size))
 
 
 def _info(raw: Any) -> dict[str, Any]:

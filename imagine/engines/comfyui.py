@@ -161,10 +161,12 @@ class ComfyUIEngine:
             if ws is not None:
                 await ws.close()
         reporter.done()
-        return [
-            imagecodec.fit(results[prompt_id].convert("RGB"), request.width, request.height)
-            for prompt_id in queued
-        ]
+        ordered = [results[prompt_id] for prompt_id in queued]
+        return await asyncio.to_thread(
+            lambda: [
+                imagecodec.fit(i.convert("RGB"), request.width, request.height) for i in ordered
+            ]
+        )
 
     async def _inputs(self, request: GenerateRequest) -> dict[str, Any]:
         values: dict[str, Any] = {

@@ -283,7 +283,11 @@ class HordeEngine:
             images = await asyncio.to_thread(imagecodec.decode_many, blobs)
         except imagecodec.BadImage as exc:
             raise self.service.malformed(f"an image cannot be read ({exc})") from None
-        return [imagecodec.fit(i.convert("RGB"), request.width, request.height) for i in images]
+        return await asyncio.to_thread(
+            lambda: [
+                imagecodec.fit(i.convert("RGB"), request.width, request.height) for i in images
+            ]
+        )
 
     async def _delete(self, pending: list[str]) -> None:
         for request_id in pending:

@@ -174,7 +174,11 @@ class OpenAIEngine:
         except imagecodec.BadImage as exc:
             raise self.service.malformed(f"an image cannot be read ({exc})") from None
         reporter.done()
-        return [imagecodec.fit(i.convert("RGB"), request.width, request.height) for i in images]
+        return await asyncio.to_thread(
+            lambda: [
+                imagecodec.fit(i.convert("RGB"), request.width, request.height) for i in images
+            ]
+        )
 
     async def _call(self, fields: dict[str, Any], files: dict[str, FilePart]) -> list[str]:
         if files:
