@@ -36,31 +36,41 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 
 
-def _candidates(text: str) -> Iterator[list[str]]:
-    """Word sequences to check: as written, with separators removed, and spelled-out letters joined."""
+def _candidates(text: str) -> Iterator[tuple[str, ...]]:
+    """Word sequences to check: as written, with separators removed, and spelled-out letters
+    joined; each distinct sequence once (most prompts have no leetspeak: one variant, not three)."""
     folded = _fold(text)
-    for variant in (
-        folded,
-        folded.translate(_LEET_ONE_AS_L).translate(_LEET),
-        folded.translate(_LEET),
+    seen: set[tuple[str, ...]] = set()
+    for variant in dict.fromkeys(
+        (folded, folded.translate(_LEET_ONE_AS_L).translate(_LEET), folded.translate(_LEET))
     ):
-        yield _WORDS.findall(variant)
+        words = _WORDS.findall(variant)
         chunks = [_SEPARATORS.sub("", chunk) for chunk in variant.split()]
-        yield [word for chunk in chunks for word in _WORDS.findall(chunk)]
-        # b a d / b.a.d / b-a-d: runs of single letters are one word too.
-        joined: list[str] = []
-        run = ""
-        for word in _WORDS.findall(variant):
-            if len(word) == 1:
-                run += word
-                continue
-            if run:
-                joined.append(run)
-                run = ""
-            joined.append(word)
+        for sequence in (
+            tuple(words),
+            tuple(w for c in chunks for w in _WORDS.findall(c)),
+            _joined(words),
+        ):
+            if sequence not in seen:
+                seen.add(sequence)
+                yield sequence
+
+
+def _joined(words: list[str]) -> tuple[str, ...]:
+    """b a d / b.a.d / b-a-d: runs of single letters are one word too."""
+    joined: list[str] = []
+    run = ""
+    for word in words:
+        if len(word) == 1:
+            run += word
+            continue
         if run:
             joined.append(run)
-        yield joined
+            run = ""
+        joined.append(word)
+    if run:
+        joined.append(run)
+    return tuple(joined)
 
 
 class Prefilter:

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import secrets
+from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +27,7 @@ from imagine.jobs import Job, JobStatus, new_id, utcnow
 from imagine.messages import completed, running
 from imagine.netguard import BlockedAddress
 from imagine.prefilter import Prefilter
-from imagine.prompt import ImaginePrompt, PromptError, parse, tile_seeds
+from imagine.prompt import ImaginePrompt, PromptError, choose_model, parse, tile_seeds
 from imagine.prompt.parse import is_link
 from imagine.ratelimit import RateLimiter
 from imagine.runner import Runner
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 MAX_MSG_CHARS = 4000
 MAX_REF_CHARS = 2000
 MAX_IMAGE_PROMPTS = 5
+FINISHED_CACHE = 2048
 
 
 class ServiceError(Exception):
@@ -90,6 +92,9 @@ class ImagineService:
             delays=settings.webhook_retry_delays,
             policy=settings.url_policy,
         )
+        self._unfinished: dict[str, Job] = {}
+        """Every queued or running job, by id: the live copy its worker updates."""
+        self._finished: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.active: set[str] = set()
         """Jobs taken from the queue and not yet finished."""
         self._tasks: list[asyncio.Task[None]] = []
@@ -128,6 +133,7 @@ class ImagineService:
         await self._fetch.close()
 
     def _enqueue(self, job: Job) -> None:
+        self._unfinished[job.id] = job
         if actions.needs_engine(job.action):
             self.queue.push(job.id, job.owner, job.priority)
         else:  # U1–U4 only share a file: no reason to wait behind renders
@@ -148,7 +154,7 @@ class ImagineService:
     async def _run(self, job_id: str) -> None:
         self.active.add(job_id)
         try:
-            job = await self.store.get(job_id)
+            job = self._unfinished.get(job_id) or await self.store.get(job_id)
             if job is None or job.status is not JobStatus.QUEUED:
                 return
             job.status, job.started_at, job.attempts = JobStatus.RUNNING, utcnow(), job.attempts + 1
@@ -156,6 +162,7 @@ class ImagineService:
             job = await self.runner.run(job)
         finally:
             self.active.discard(job_id)
+            self._unfinished.pop(job_id, None)
         self.webhooks.wake()
 
     def _webhook_for(self, job: Job) -> tuple[str, bytes] | None:
@@ -241,7 +248,7 @@ class ImagineService:
         try:
             prompts = parse(msg)
             for prompt in prompts:  # an unmapped --v is an error now, not when the job runs
-                actions.generation(prompt, self.runner.context, (0,))
+                choose_model(prompt, self.runner.context.models, self.runner.context.default_model)
         except PromptError as exc:
             raise ServiceError(400, exc.code, exc.message) from None
         if not ignore_prefilter:
@@ -392,11 +399,22 @@ class ImagineService:
         return job
 
     async def message(self, job_id: str, expire_mins: float = 12.0) -> dict[str, Any]:
-        job = await self.store.get(job_id)
+        # Polls are most of the traffic: unfinished jobs are answered from memory, finished
+        # ones (immutable from then on) from a small cache, and only the rest from SQLite.
+        job = self._unfinished.get(job_id)
         if job is None:
-            raise ServiceError(404, None, f"No message has id {job_id!r}.")
+            if (cached := self._finished.get(job_id)) is not None:
+                self._finished.move_to_end(job_id)
+                return cached
+            job = await self.store.get(job_id)
+            if job is None:
+                raise ServiceError(404, None, f"No message has id {job_id!r}.")
         if job.status.finished:
-            return {"progress": 100, "response": completed(job, self.settings.base_url)}
+            answer = {"progress": 100, "response": completed(job, self.settings.base_url)}
+            self._finished[job_id] = answer
+            if len(self._finished) > FINISHED_CACHE:
+                self._finished.popitem(last=False)
+            return answer
         if utcnow() - job.created_at > timedelta(minutes=expire_mins):
             return {"progress": "incomplete"}
         state = self.runner.states.get(job.id)

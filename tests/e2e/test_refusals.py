@@ -64,3 +64,39 @@ async def test_permutations_past_the_limit_are_refused(fake: FakeDiscord, bot: B
         text
         == "You have 0 unfinished jobs and this adds 4; the limit is 3. Wait for some to finish."
     )
+
+
+@pytest.mark.parametrize(
+    ("prompt", "words"),
+    [
+        ("--ar 16:9", "The prompt is empty"),
+        ("a cat --ar 5:1", "--ar"),
+        ("a cat --seed banana", "--seed"),
+        ("a cat --foo 3", "Unrecognized parameter(s): `--foo`"),
+        ("{a,b,c,d,e,f,g} {1,2,3,4,5,6,7} cat", "40"),
+        ("a {red, blue cat", "{"),
+        ("a:: cat::-3", "::"),
+        ("https:// a cat", "has no host name"),
+    ],
+)
+async def test_bad_slash_inputs_get_a_private_sentence(
+    fake: FakeDiscord, bot: BotProcess, prompt: str, words: str
+) -> None:
+    text = await refused(fake, prompt, user=fake.add_user("typo"))
+    assert words in text
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "content_type", "words"),
+    [
+        (b"just some words", "notes.txt", "text/plain", "is not an image I can read"),
+        (b"\x89PNG\r\n\x1a\n broken", "broken.png", "image/png", "The image could not be read"),
+    ],
+)
+async def test_bad_attachments_get_a_private_sentence(
+    fake: FakeDiscord, bot: BotProcess, data: bytes, filename: str, content_type: str, words: str
+) -> None:
+    attachments = {"image": (data, filename, content_type)}
+    text = await refused(fake, "a cat", user=fake.add_user("attacher"), attachments=attachments)
+    assert words in text
