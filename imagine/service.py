@@ -56,6 +56,8 @@ def token_scope(token: str | None) -> str:
 
 def ref_user(ref: str) -> str:
     """The "user" of a JSON-object ref (the bot sends the Discord user id), or ""."""
+    if not ref.lstrip().startswith("{"):
+        return ""
     with contextlib.suppress(ValueError, TypeError, AttributeError):
         data = json.loads(ref)
         if isinstance(data, dict):

@@ -67,6 +67,7 @@ _COLUMNS = (
     " parent_id, tile, inputs, created_at, started_at, finished_at, attempts, result, error_code,"
     " error"
 )
+_INSERT_JOBS = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 21)})"
 
 
 Statement = tuple[str, Any, bool]
@@ -236,12 +237,24 @@ class JobStore:
     async def _flush(self, batch: list[tuple[list[Statement], asyncio.Future[list[int]]]]) -> None:
         results: list[list[int]] = []
         try:
+            # Each call is a hop to aiosqlite's thread, so a run of job inserts (a burst of
+            # submissions) goes as one executemany; every other statement keeps its own row count.
+            inserts: list[Any] = []
             for unit, _ in batch:
                 counts = []
                 for sql, params, many in unit:
+                    if sql == _INSERT_JOBS:
+                        inserts.extend(params)
+                        counts.append(len(params))
+                        continue
+                    if inserts:
+                        await self._db.executemany(_INSERT_JOBS, inserts)
+                        inserts = []
                     run = self._db.executemany if many else self._db.execute
                     counts.append(int((await run(sql, params)).rowcount))
                 results.append(counts)
+            if inserts:
+                await self._db.executemany(_INSERT_JOBS, inserts)
             await self._db.commit()
         except Exception as exc:
             with contextlib.suppress(Exception):
@@ -256,12 +269,7 @@ class JobStore:
                 future.set_result(counts)
 
     async def add(self, jobs: list[Job]) -> None:
-        marks = ", ".join("?" * 21)
-        await self._commit(
-            f"INSERT INTO jobs ({_COLUMNS}) VALUES ({marks})",
-            [_job_values(job) for job in jobs],
-            many=True,
-        )
+        await self._commit(_INSERT_JOBS, [_job_values(job) for job in jobs], many=True)
 
     async def _one(self, where: str, *args: Any) -> Job | None:
         rows = list(

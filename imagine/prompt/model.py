@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
@@ -105,7 +105,9 @@ class ImaginePrompt:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (lists for tuples) with a ``schema`` number."""
-        data = asdict(self)
+        # Field by field, not dataclasses.asdict: asdict deep-copies every value, which made it
+        # the costliest step of accepting a job.
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["image_urls"] = list(self.image_urls)
         data["parts"] = [[words, weight] for words, weight in self.parts]
         data["negative"] = list(self.negative)
