@@ -35,10 +35,14 @@ def action_words(button: str) -> str:
 
 def headline(prompt: str, user_id: int, button: str = "") -> str:
     """``**prompt** - <@user>``, or ``**prompt** - Image #2 <@user>`` after a button."""
-    text = " ".join(prompt.split())
+    # Escape first, then cut: escaping can double the length (a prompt of 1500 "*" is 3000).
+    text = discord.utils.escape_markdown(" ".join(prompt.split()))
     if len(text) > _PROMPT_LIMIT:
-        text = text[: _PROMPT_LIMIT - 1] + "…"
-    text = discord.utils.escape_markdown(text) or "(no prompt)"
+        text = text[: _PROMPT_LIMIT - 1]
+        if (len(text) - len(text.rstrip("\\"))) % 2:  # never end on half of an escape
+            text = text[:-1]
+        text += "…"
+    text = text or "(no prompt)"
     words = action_words(button)
     middle = f"{words} " if words else ""
     return f"**{text}** - {middle}<@{user_id}>"

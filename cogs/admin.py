@@ -31,6 +31,8 @@ class Admin(commands.Cog):
 
     async def publish(self, scope: str, guild: discord.abc.Snowflake | None, who: int) -> str:
         tree = self.bot.tree
+        if scope == "here" and guild is None:
+            return "“here” means a server: run it in one, or use `sync` alone for a global sync."
         if scope == "here" and guild is not None:
             tree.copy_global_to(guild=guild)
             synced = await tree.sync(guild=guild)

@@ -22,15 +22,13 @@ PARAMETERS = (
     "`--ar W:H` aspect ratio, up to 4:1 or 1:4 (default 1:1)\n"
     "`--no a, b` things to leave out\n"
     "`--seed N` 0–4294967295, the same seed repeats a result\n"
-    "`--chaos N` 0–100, how different the four images are\n"
+    "`--chaos N` 0–100, spreads the four images' seeds\n"
     "`--stylize N` 0–1000 (default 100)\n"
     "`--quality Q` .25, .5, 1 or 2\n"
-    "`--weird N` 0–3000\n"
-    "`--stop N` 10–100, finish early\n"
-    "`--repeat N` 1–40, run the prompt N times\n"
+    "`--repeat N` 1–40, run the prompt N times (within your job limit)\n"
     "`--iw N` 0–3, how much an image prompt counts\n"
-    "`--style S` raw, cute, expressive, original, scenic\n"
-    "`--tile` seamless pattern · `--v N` / `--niji N` model version"
+    "`--tile` seamless pattern (local engine) · `--v N` / `--niji N` a model, if the server maps it\n"
+    "`--weird`, `--stop`, `--style` are accepted, so Midjourney prompts work, but change nothing yet"
 )
 
 BUTTONS = (

@@ -254,7 +254,11 @@ async def running_service(settings: Settings, engine: Engine) -> AsyncIterator[I
     prefilter = Prefilter.load(settings.banned_words_file)
     store = await JobStore.open(settings.data_dir / "jobs.sqlite3")
     try:
-        await engine.start()
+        try:
+            await engine.start()
+        except BaseException:
+            await engine.close()  # a half-started engine may hold a session or a thread
+            raise
         caps = engine.capabilities
         if caps.is_placeholder:
             log.warning(

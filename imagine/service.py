@@ -259,6 +259,12 @@ class ImagineService:
             for prompt in prompts:
                 if word := self.prefilter.find(f"{prompt.text} {prompt.negative_prompt}"):
                     raise ServiceError(400, ResultCode.BANNED_PROMPT, f"Invalid phrase: '{word}'")
+        if any(p.image_urls for p in prompts) and not self.engine.capabilities.img2img:
+            raise ServiceError(
+                400, ResultCode.INVALID_PARAMETER,
+                f"The {self.engine.capabilities.name} engine cannot start from an image; "
+                "remove the image link.",
+            )  # fmt: skip
         if len({url for p in prompts for url in p.image_urls}) > MAX_IMAGE_PROMPTS:
             raise ServiceError(400, ResultCode.INVALID_LINK,
                                f"At most {MAX_IMAGE_PROMPTS} image links can start a prompt.")  # fmt: skip

@@ -156,8 +156,10 @@ class DiffusersEngine:
                 raise EngineError(
                     ResultCode.INTERNAL_ERROR, "The diffusers engine was not started."
                 )
-            if request.model and request.model != self._loaded.model:
-                self._switch(request.model)
+            # no --v: the configured model, also after a --v job swapped another one in
+            wanted = request.model or self.config.model
+            if wanted != self._loaded.model:
+                self._switch(wanted)
             assert self._loaded is not None
             return render(self._loaded, request, progress)
 
@@ -168,9 +170,21 @@ class DiffusersEngine:
         gc.collect()  # free the old weights before loading the new ones
         try:
             self._loaded = self._load(model)
-        except EngineUnavailable as exc:
-            self._loaded = self._load(self.config.model)
-            raise EngineError(ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND, str(exc)) from exc
+        except Exception as exc:  # not only EngineUnavailable: CUDA out of memory, a bad pipe
+            log.warning(
+                "diffusers: %s could not be loaded; back to %s",
+                model,
+                self.config.model,
+                exc_info=True,
+            )
+            if model != self.config.model:
+                self._loaded = self._load(self.config.model)
+            sentence = (
+                str(exc)
+                if isinstance(exc, EngineUnavailable)
+                else f"The model {model!r} could not be loaded."
+            )
+            raise EngineError(ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND, sentence) from exc
 
     async def upscale(
         self, image: Image.Image, factor: int, progress: ProgressCallback
@@ -197,10 +211,12 @@ def _capabilities(loaded: LoadedModel, real_upscaler: bool, upscaler: str) -> Ca
         name="diffusers",
         native_size=loaded.native_size,
         multiple=loaded.multiple,
-        img2img=True,
+        img2img=loaded.img2img is not None,
         outpaint=loaded.inpaint is not None,
         upscale=real_upscaler,
         upscaler=upscaler,
+        default_steps=loaded.family.steps,
+        default_guidance=loaded.family.guidance,
         seeds=True,
         weighted_prompts=loaded.family.weighted_prompts,
         max_batch=4,

@@ -82,7 +82,7 @@ class LoadedModel:
     family: Family
     device: torch.device
     text2img: Any
-    img2img: Any
+    img2img: Any | None
     inpaint: Any | None
     has_taesd: bool
     native_size: int
@@ -209,7 +209,13 @@ def load_model(
         ) from exc
     text2img.to(torch_device)
     tune_for_device(text2img, torch_device)
-    img2img = AutoPipelineForImage2Image.from_pipe(text2img)
+    try:
+        img2img = AutoPipelineForImage2Image.from_pipe(text2img)
+    except ValueError:  # e.g. PixArt, Sana: text-to-image only
+        log.warning(
+            "%s has no image-to-image pipeline: variations and image prompts are off", class_name
+        )
+        img2img = None
     try:
         inpaint = AutoPipelineForInpainting.from_pipe(text2img)
     except ValueError:

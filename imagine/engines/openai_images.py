@@ -86,8 +86,10 @@ class OpenAIEngine:
             name="openai",
             native_size=1024,
             multiple=8,
-            img2img=model != "dall-e-3",
-            outpaint=model != "dall-e-3",
+            # dall-e-2's edits need a square image whose transparency is the mask, and dall-e-3
+            # has no edits: only gpt-image models vary and outpaint here.
+            img2img=model.startswith("gpt-image"),
+            outpaint=model.startswith("gpt-image"),
             upscale=False,
             seeds=False,
             notes=(

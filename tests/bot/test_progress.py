@@ -52,3 +52,13 @@ def test_pacer_allows_one_edit_per_interval() -> None:
     assert not pacer.ready()
     now[0] = 102.0
     assert pacer.ready()
+
+
+def test_a_long_prompt_of_markdown_stays_under_discords_limit() -> None:
+    from bot.progress import headline
+
+    for prompt in ("*" * 1500, "a_" * 750, "\\" * 1500):
+        text = headline(prompt, 123456789012345678, "Vary (Strong)")
+        assert len(text) <= 2000
+        body = text[2 : text.index("** - ")].removesuffix("…")
+        assert (len(body) - len(body.rstrip("\\"))) % 2 == 0  # no half escape before the cut

@@ -172,3 +172,27 @@ async def test_unusable_device_is_one_sentence(
 
     assert f"IMAGINE_DEVICE={device!r}" in str(caught.value)
     assert _one_sentence(str(caught.value))
+
+
+async def test_after_a_v_job_plain_prompts_use_the_configured_model_again(
+    engine: Engine, tiny_models: TinyModels, tmp_path: Path
+) -> None:
+    import shutil
+
+    other = tmp_path / "tiny-sd-turbo-other"
+    shutil.copytree(tiny_models.pipeline, other)
+    await engine.generate(request(model=str(other)), no_progress)
+    assert engine._loaded.model == str(other)  # type: ignore[attr-defined]
+    await engine.generate(request(), no_progress)  # no --v: the server's own model
+    assert engine._loaded.model == str(tiny_models.pipeline)  # type: ignore[attr-defined]
+
+
+async def test_quality_and_stylize_reach_the_pipeline(engine: Engine) -> None:
+    from imagine.prompt import parse, plan_generation
+
+    caps = engine.capabilities
+    assert caps.default_steps is not None
+    assert caps.default_guidance is not None
+    [prompt] = parse("a cat --q 2")
+    planned = plan_generation(prompt, caps, seeds=(1,), models={}, default_model=None)
+    assert planned.steps == max(1, round(caps.default_steps * 2))
