@@ -45,7 +45,7 @@ def needs_engine(action: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Settings:
+class PlanContext:
     """What a plan needs besides the job: the engine's abilities and the model map."""
 
     capabilities: Capabilities
@@ -55,7 +55,7 @@ class Settings:
 
 def generation(
     prompt: ImaginePrompt,
-    context: Settings,
+    context: PlanContext,
     seeds: tuple[int, ...],
     *,
     init: Image.Image | None = None,
@@ -94,7 +94,7 @@ def from_image(
     action: str,
     prompt: ImaginePrompt,
     source: Image.Image,
-    context: Settings,
+    context: PlanContext,
     seeds: tuple[int, ...],
 ) -> GenerateRequest:
     """The render for a button pressed on one image (a grid tile or an upscale)."""

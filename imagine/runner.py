@@ -51,7 +51,7 @@ class Runner:
         store: JobStore,
         engine: Engine,
         data_dir: Path,
-        context: actions.Settings,
+        context: actions.PlanContext,
         timeout: float,
         webhook_for: Callable[[Job], tuple[str, bytes] | None] = lambda job: None,
     ) -> None:

@@ -84,7 +84,7 @@ class ImagineService:
             store,
             engine,
             settings.data_dir,
-            actions.Settings(engine.capabilities, dict(settings.models), settings.model or None),
+            actions.PlanContext(engine.capabilities, dict(settings.models), settings.model or None),
             settings.job_timeout,
             self._webhook_for,
         )

@@ -325,9 +325,6 @@ class JobStore:
 
     # webhooks: a durable outbox, so a restart does not drop a delivery
 
-    async def add_webhook(self, job_id: str, url: str, body: bytes, now: float) -> None:
-        await self._commit(_ADD_WEBHOOK, (job_id, url, body, now))
-
     async def due_webhooks(
         self, now: float, limit: int = 20
     ) -> list[tuple[int, str, str, bytes, int]]:
@@ -353,10 +350,3 @@ class JobStore:
             "UPDATE webhooks SET state = ?, attempts = ?, next_at = ?, last_error = ? WHERE id = ?",
             (state, attempts, next_at, error, webhook_id),
         )
-
-    async def webhook_states(self, job_id: str) -> list[tuple[str, int, str]]:
-        rows = await self._db.execute_fetchall(
-            "SELECT state, attempts, last_error FROM webhooks WHERE job_id = ? ORDER BY id",
-            (job_id,),
-        )
-        return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]

@@ -55,10 +55,6 @@ class WebhookSender:
         """A delivery was added: look at the outbox now."""
         self._wake.set()
 
-    async def enqueue(self, job_id: str, url: str, body: bytes) -> None:
-        await self._store.add_webhook(job_id, url, body, time.time())
-        self.wake()
-
     async def run(self) -> None:
         """Deliver due webhooks until cancelled."""
         async with guarded_session(self._policy.allow_private, self._timeout) as session:
