@@ -74,6 +74,36 @@ class ImaginePrompt:
     def normalised(self) -> str:
         """This prompt in canonical form: ``parse(p.normalised()) == [p]`` for a parsed ``p``."""
         text, no_items = self._prompt_text()
+        if not no_items and not self.image_urls and sum(w for _, w in self.parts) <= 0:
+            # Written out as `::` weights, the --no items would make the text's weights add up
+            # to 0 or less, which the parser refuses: give them back as --no.
+            for candidate in self._no_renderings():
+                if _reparses(candidate, self):
+                    return candidate
+        return self._render(text, no_items)
+
+    def _no_renderings(self) -> list[str]:
+        """Renderings that print a trailing run of equally weighted parts as ``--no`` items,
+        the text's weights scaled so those items come back at their weight (longest run first)."""
+        renderings = []
+        last = self.parts[-1][1] if self.parts else 0.0
+        if last >= 0:
+            return []
+        run = 0
+        for words, weight in reversed(self.parts):
+            if weight != last or "," in words or not words.strip():
+                break
+            run += 1
+        for count in range(run, 0, -1):
+            head, tail = self.parts[:-count], self.parts[-count:]
+            scale = NO_WEIGHT / last
+            if not head or sum(w * scale for _, w in head) <= 0:
+                continue
+            text = " ".join(_weighted(words, weight * scale) for words, weight in head)
+            renderings.append(self._render(text, [words for words, _ in tail]))
+        return renderings
+
+    def _render(self, text: str, no_items: list[str]) -> str:
         pieces = [*self.image_urls, text] if text else [*self.image_urls]
         if self.aspect != (1, 1):
             pieces.append(f"--ar {self.aspect[0]}:{self.aspect[1]}")
@@ -141,3 +171,13 @@ class ImaginePrompt:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"Not a stored prompt: {exc}") from exc
+
+
+def _reparses(text: str, prompt: ImaginePrompt) -> bool:
+    from imagine.prompt.errors import PromptError
+    from imagine.prompt.parse import parse  # parse builds ImaginePrompts: imported late
+
+    try:
+        return parse(text) == [prompt]
+    except PromptError:
+        return False

@@ -47,6 +47,8 @@ def _check_error(error: PromptError) -> None:
 @example("a::1e-300 b::-1")
 @example("a: ::2 b")
 @example("a::5 b::.3 c::1 d::5 e::11")  # normalised weights add up to 0.9999999999999999
+@example("0::-0.5 0 --no 0")  # --no items would push the text's weights to 0 as `::` parts
+@example("a::2 b::-1.9 --no c, d")
 def test_parse_raises_only_prompt_errors_and_normal_forms_are_stable(msg: str) -> None:
     try:
         prompts = parse(msg)
