@@ -68,8 +68,11 @@ class WebhookSender:
                         log.exception("webhook outbox: could not read due deliveries")
                         next_at = time.time() + 5.0
                     wait = 3600.0 if next_at is None else max(0.05, next_at - time.time())
+                    # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
+                    # that arrives as the event is set, and shutdown would then wait for ever.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=min(wait, 3600.0))
+                        async with asyncio.timeout(min(wait, 3600.0)):
+                            await self._wake.wait()
             finally:
                 for task in self._in_flight.values():
                     task.cancel()

@@ -508,7 +508,8 @@ async def test_reconnect_resumes_and_replays_missed_events(
     fd = fake_discord
     (session,) = fd.sessions
     fd.request_reconnect()
-    await asyncio.wait_for(bot.resumed.wait(), 5)
+    async with asyncio.timeout(5):
+        await bot.resumed.wait()
     resumes = [e for e in fd.gateway_log if e["payload"].get("op") == 6]
     assert resumes
     assert resumes[0]["payload"]["d"]["session_id"] == session.id

@@ -203,9 +203,8 @@ class ComfyUIEngine:
         url = URL(self.service.url("/ws")).with_query(clientId=client_id)
         url = url.with_scheme("wss" if url.scheme == "https" else "ws")
         try:
-            return await asyncio.wait_for(
-                self.service.session().ws_connect(url, heartbeat=30), self.service.timeouts.connect
-            )
+            async with asyncio.timeout(self.service.timeouts.connect):  # not wait_for: see webhooks
+                return await self.service.session().ws_connect(url, heartbeat=30)
         except (aiohttp.ClientError, TimeoutError) as exc:
             # Progress is lost, results are not: /history is polled instead.
             log.warning("comfyui: no websocket at %s (%s); polling history", url, exc)

@@ -85,7 +85,8 @@ class BotProcess:
         if self.process.returncode is None:
             self.process.send_signal(sig)
         try:
-            code = await asyncio.wait_for(self.process.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                code = await self.process.wait()
         except TimeoutError:
             self.process.kill()
             code = await self.process.wait()

@@ -35,4 +35,5 @@ async def run_bot(client: object, fd: FakeDiscord, timeout: float = 10.0) -> Asy
     finally:
         await client.close()
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout)
+            async with asyncio.timeout(timeout):
+                await task

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from imagine.webhooks import SIGNATURE_HEADER, sign
+from imagine.netguard import UrlPolicy
+from imagine.store import JobStore
+from imagine.webhooks import SIGNATURE_HEADER, WebhookSender, sign
 from tests.service.conftest import ClientFactory, submit, wait_done
 
 
@@ -157,3 +160,21 @@ async def test_slow_receiver_does_not_hold_up_another(make_client: ClientFactory
         release.set()
         await fast.server.close()
         await slow.close()
+
+
+async def test_the_sender_stops_when_a_wake_comes_with_the_shutdown(tmp_path: Path) -> None:
+    # A job that finishes wakes the sender; if that lands in the same tick as the shutdown's
+    # cancel, the sender must still stop (3.11's wait_for lost such a cancel: shutdown hung).
+    store = await JobStore.open(tmp_path / "jobs.sqlite3")
+    try:
+        for _ in range(20):
+            sender = WebhookSender(store, secret="", delays=(1.0,), policy=UrlPolicy())
+            task = asyncio.create_task(sender.run())
+            await asyncio.sleep(0.01)  # idle, waiting to be woken
+            sender.wake()
+            task.cancel()
+            async with asyncio.timeout(2.0):
+                await asyncio.gather(task, return_exceptions=True)
+            assert task.cancelled()
+    finally:
+        await store.close()

@@ -69,7 +69,8 @@ class A1111Stub(StubServer):
         seeds = [body["seed"] + k for k in range(body.get("batch_size", 1))]
         self.running = True
         try:
-            await asyncio.wait_for(self.interrupted.wait(), self.render_seconds)
+            async with asyncio.timeout(self.render_seconds):
+                await self.interrupted.wait()
         except TimeoutError:
             pass
         finally:

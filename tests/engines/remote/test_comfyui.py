@@ -64,7 +64,8 @@ async def test_txt2img_queues_one_filled_workflow_per_seed(
     progress = ProgressLog()
     try:
         request = txt2img(steps=9, guidance=4.0)
-        tiles = await asyncio.wait_for(engine.generate(request, progress), 2.0)
+        async with asyncio.timeout(2.0):
+            tiles = await engine.generate(request, progress)
     finally:
         await engine.close()
 
@@ -126,7 +127,8 @@ async def test_older_servers_without_execution_success_still_finish(
     # A long poll interval: only the websocket's `executing {node: null}` can end each prompt.
     engine = ComfyUIEngine(quick.service.base_url, poll_interval=5.0, checkpoint=CHECKPOINTS[0])
     try:
-        tiles = await asyncio.wait_for(engine.generate(txt2img(), ProgressLog()), 2.0)
+        async with asyncio.timeout(2.0):
+            tiles = await engine.generate(txt2img(), ProgressLog())
     finally:
         await engine.close()
     assert [t.getpixel((0, 0)) for t in tiles] == [seed_colour(s) for s in SEEDS]
