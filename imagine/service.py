@@ -107,6 +107,12 @@ class ImagineService:
         self._token_rate = RateLimiter(settings.rate_per_token)
         self._user_rate = RateLimiter(settings.rate_per_user)
 
+    @property
+    def workers(self) -> int:
+        """Jobs rendered at once: IMAGINE_MAX_CONCURRENT, capped by what the engine can do."""
+        parallel = self.engine.capabilities.parallel
+        return min(self.settings.max_concurrent, parallel or self.settings.max_concurrent)
+
     # lifecycle
 
     async def start(self) -> None:
@@ -123,9 +129,16 @@ class ImagineService:
                 await self.store.save(job, JobStatus.RUNNING)
                 log.info("job %s was interrupted; it runs again", job.id)
             self._enqueue(job)
-        self._tasks = [
-            asyncio.create_task(self._worker(n)) for n in range(self.settings.max_concurrent)
-        ]
+        if self.workers < self.settings.max_concurrent:
+            log.warning(
+                "IMAGINE_MAX_CONCURRENT is %d, but the %s engine renders %d job(s) at a time: "
+                "running %d worker(s)",
+                self.settings.max_concurrent,
+                self.engine.capabilities.name,
+                self.workers,
+                self.workers,
+            )
+        self._tasks = [asyncio.create_task(self._worker(n)) for n in range(self.workers)]
         self._tasks.append(asyncio.create_task(self.webhooks.run()))
 
     async def close(self) -> None:
@@ -438,7 +451,7 @@ class ImagineService:
             "queued": len(self.queue),
             "running": len(self.active),
             "queueLimit": self.settings.queue_limit,
-            "maxConcurrent": self.settings.max_concurrent,
+            "maxConcurrent": self.workers,
             "capabilities": {
                 "img2img": caps.img2img,
                 "outpaint": caps.outpaint,

@@ -63,6 +63,9 @@ class Capabilities:
     weighted_prompts: bool = False
     """True when the engine honours ``GenerateRequest.weighted`` itself."""
     max_batch: int = 4
+    parallel: int | None = None
+    """How many jobs the engine can render at once; None: as many as IMAGINE_MAX_CONCURRENT.
+    The service runs no more workers than this, so no job's timeout runs while it waits its turn."""
     default_steps: int | None = None
     """Steps the engine uses when GenerateRequest.steps is None; --quality scales it."""
     default_guidance: float | None = None

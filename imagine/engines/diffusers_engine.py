@@ -95,7 +95,7 @@ class DiffusersEngine:
         self._loaded: LoadedModel | None = None
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffusers")
-        self._capabilities = Capabilities(name="diffusers", weighted_prompts=True)
+        self._capabilities = Capabilities(name="diffusers", weighted_prompts=True, parallel=1)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -220,5 +220,6 @@ def _capabilities(loaded: LoadedModel, real_upscaler: bool, upscaler: str) -> Ca
         seeds=True,
         weighted_prompts=loaded.family.weighted_prompts,
         max_batch=4,
+        parallel=1,  # one pipeline, one render at a time (its own worker thread)
         notes=tuple(notes),
     )

@@ -78,6 +78,7 @@ async def test_capabilities_come_from_the_model(engine: Engine) -> None:
     assert capabilities.native_size == 512  # SD-Turbo family: the name says turbo
     assert capabilities.multiple == 8
     assert capabilities.seeds
+    assert capabilities.parallel == 1  # one pipeline: the service runs one worker for it
     assert capabilities.img2img
     assert capabilities.outpaint
     assert capabilities.weighted_prompts
