@@ -78,6 +78,8 @@ class JobResult:
     buttons: tuple[str, ...]
     button_message_id: str
     seeds: tuple[int, ...]
+    blocked: tuple[int, ...] = ()
+    """Tiles (1-4) the engine's safety checker withheld."""
 
     @property
     def failed(self) -> bool:
@@ -105,6 +107,7 @@ def _result(data: Mapping[str, Any]) -> JobResult:
         buttons=tuple(str(b) for b in data.get("buttons") or ()),
         button_message_id=str(data.get("buttonMessageId") or ""),
         seeds=tuple(int(s) for s in data.get("seeds") or ()),
+        blocked=tuple(int(n) for n in data.get("blocked") or () if isinstance(n, int)),
     )
 
 

@@ -20,7 +20,7 @@ from bot.attachments import ImageKind, UnreadableImage, Upload, prepare, preview
 from bot.client import ImagineClient, ImagineError, JobProgress, JobResult, ServiceUnavailable
 from bot.errors import TOO_LONG, explain_failure
 from bot.pending import PendingJob, PendingStore
-from bot.progress import EditPacer, headline, progress_text
+from bot.progress import EditPacer, blocked_note, headline, progress_text
 from bot.settings import BotSettings
 from bot.surface import JobSurface, Surface
 
@@ -212,7 +212,8 @@ class Deliveries:
             await surface.fail("The image service sent an image the bot cannot read. Try again.")
             return
         view = self._view_factory(result.button_message_id, result.buttons)
-        message_id = await surface.finish(headline(prompt, job.user_id, job.button), upload, view)
+        content = headline(prompt, job.user_id, job.button) + blocked_note(result.blocked)
+        message_id = await surface.finish(content, upload, view)
         log.info(
             "job %s: posted as message %s (%s, %d bytes, buttons %s)",
             job.job_id,

@@ -48,6 +48,16 @@ def headline(prompt: str, user_id: int, button: str = "") -> str:
     return f"**{text}** - {middle}<@{user_id}>"
 
 
+def blocked_note(blocked: tuple[int, ...]) -> str:
+    """A line for tiles the engine's safety checker withheld ("" when none)."""
+    if not blocked:
+        return ""
+    names = " and ".join(", ".join(map(str, blocked)).rsplit(", ", 1))
+    one = len(blocked) == 1
+    noun, verb, has = ("Image", "was", "it has") if one else ("Images", "were", "they have")
+    return f"\n{noun} {names} {verb} blocked by the model's safety checker, so {has} no U or V."
+
+
 def bar(percent: int) -> str:
     filled = max(0, min(_BAR_CELLS, round(percent * _BAR_CELLS / 100)))
     return "▰" * filled + "▱" * (_BAR_CELLS - filled)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 # Decompression bombs: image prompts above 40 MP are refused before they are decoded (most phone
 # photos are 12 MP; 40 MP of RGB is already 120 MB in memory). Pillow's own guard is set to match.
@@ -17,6 +17,28 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 PAN = {"⬅️": "left", "➡️": "right", "⬆️": "up", "⬇️": "down"}
 ZOOM = {"Zoom Out 2x": 2.0, "Zoom Out 1.5x": 1.5}
+
+
+BLOCKED = "imagine-blocked"
+"""``Image.info`` key an engine sets on a tile that its safety checker withheld."""
+
+
+def blocked_tile(size: tuple[int, int]) -> Image.Image:
+    """What stands in for a tile the safety checker withheld: grey, and says so (not black)."""
+    image = Image.new("RGB", size, (54, 57, 63))
+    draw = ImageDraw.Draw(image)
+    text = "Blocked by the\nmodel's safety checker"
+    font_size = max(10, min(size) // 14)
+    draw.multiline_text(
+        (size[0] / 2, size[1] / 2),
+        text,
+        fill=(220, 221, 222),
+        anchor="mm",
+        align="center",
+        font_size=font_size,
+    )
+    image.info[BLOCKED] = "safety checker"
+    return image
 
 
 def compose_grid(tiles: list[Image.Image]) -> Image.Image:

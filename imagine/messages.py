@@ -45,6 +45,8 @@ def completed(job: Job, base_url: str) -> dict[str, Any]:
         message["prompt"] = job.prompt
         if "settings" in job.result:
             message["settings"] = job.result["settings"]
+        if job.result.get("blocked"):
+            message["blocked"] = list(job.result["blocked"])
     else:
         message["error"] = (
             job.error or (EXPLANATIONS.get(job.error_code) if job.error_code else "") or ""

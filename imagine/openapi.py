@@ -53,6 +53,11 @@ _COMPLETED = {
         "responseAt": {"type": "string"},
         "status": {"enum": ["done", "failed"]},
         "seeds": {"type": "array", "items": {"type": "integer"}},
+        "blocked": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 1, "maximum": 4},
+            "description": "Tiles (1-4) the engine's safety checker withheld; they have no U or V.",
+        },
         "error": {"type": "string"},
     },
 }

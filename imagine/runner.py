@@ -243,13 +243,23 @@ class Runner:
 
         await asyncio.to_thread(write)
         caps = self.context.capabilities
-        return {
+        # Tiles the engine's safety checker withheld: no U or V for them (nothing to build on).
+        blocked = [n for n, tile in enumerate(tiles, 1) if images.BLOCKED in tile.info]
+        buttons = actions.buttons_for(job.type, caps, (request.width, request.height), job.action)
+        result: dict[str, Any] = {
             "images": {"grid": "grid.jpg", "tiles": [f"{i}.png" for i in range(len(tiles))]},
-            "buttons": actions.buttons_for(
-                job.type, caps, (request.width, request.height), job.action
-            ),
+            "buttons": [b for b in buttons if _tile_of(b) not in blocked],
             "settings": actions.describe(request, caps),
         }
+        if blocked:
+            result["blocked"] = blocked
+        return result
+
+
+def _tile_of(button: str) -> int | None:
+    """The tile (1-4) a U or V button works on; None for the others."""
+    tile = actions.TILE_BUTTONS.get(button, actions.VARIATION_BUTTONS.get(button))
+    return None if tile is None else tile + 1
 
 
 def _checked_tiles(tiles: object, request: GenerateRequest) -> list[Image.Image]:

@@ -19,6 +19,7 @@ from imagine.codes import ResultCode
 from imagine.engines.base import EngineError, GenerateRequest, ProgressCallback
 from imagine.engines.diffusers_load import LoadedModel
 from imagine.engines.diffusers_prompts import weighted_prompt_kwargs
+from imagine.images import BLOCKED, blocked_tile
 
 DENOISE_SHARE = 0.9
 """Share of the progress bar given to denoising; the VAE decode takes the rest."""
@@ -147,7 +148,9 @@ def render(
         # Keep the original pixels outside the mask exactly: the VAE round trip would blur them.
         fill = _feathered(request.mask, size)
         init = _rgb(request.init_image, size)
-        tiles = [Image.composite(tile, init, fill) for tile in tiles]
+        tiles = [
+            tile if BLOCKED in tile.info else Image.composite(tile, init, fill) for tile in tiles
+        ]
     progress(1.0, None)
     return tiles
 
@@ -159,6 +162,8 @@ def _rgb(image: Image.Image | None, size: tuple[int, int]) -> Image.Image:
 
 
 def _checked(output: Any) -> list[Image.Image]:
+    """The pipeline's images; those its safety checker flagged (and blacked out) are replaced by
+    a tile that says so, which the service offers no U or V for."""
     tiles: list[Image.Image] = list(output.images)
     flagged = getattr(output, "nsfw_content_detected", None)
     if flagged and all(flagged):
@@ -166,4 +171,9 @@ def _checked(output: Any) -> list[Image.Image]:
             ResultCode.IMAGE_BLOCKED,
             "The model's safety checker blanked every image of this job.",
         )
+    if flagged:
+        tiles = [
+            blocked_tile(tile.size) if hit else tile
+            for tile, hit in zip(tiles, flagged, strict=False)
+        ]
     return tiles

@@ -75,6 +75,7 @@ class StubService:
         kind: str = "imagine",
         buttons: list[str] | None = None,
         content: str = "a red square",
+        blocked: list[int] | None = None,
     ) -> None:
         """Script a job: queued, running at 50 % with a preview, then done with ``image``."""
         self.images[f"{job_id}.png"] = image
@@ -90,6 +91,7 @@ class StubService:
                 "buttons": buttons if buttons is not None else GRID_BUTTONS,
                 "buttonMessageId": f"b-{job_id}",
                 "seeds": [1, 2, 3, 4],
+                **({"blocked": blocked} if blocked else {}),
             },
         }
         self.states[job_id] = [

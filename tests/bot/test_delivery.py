@@ -112,6 +112,26 @@ async def test_grid_is_posted_with_nine_buttons(stub: StubService, make: object)
     assert await h.store.all() == []
 
 
+async def test_tiles_withheld_by_the_safety_checker_are_named_and_have_no_buttons(
+    stub: StubService, make: object
+) -> None:
+    h: Harness = await make()  # type: ignore[operator]
+    buttons = ["U1", "U3", "U4", "🔄", "V1", "V3", "V4"]  # the service dropped U2 and V2
+    stub.finish("job9", image=png_bytes((256, 256)), buttons=buttons, blocked=[2])
+
+    await h.deliveries.start(job("job9"))
+    await h.deliveries.wait_idle()
+
+    [(content, _, view)] = h.surface.finished
+    assert content == (
+        "**a red square** - <@42>\n"
+        "Image 2 was blocked by the model's safety checker, so it has no U or V."
+    )
+    labels = [item.item.label for item in view.children if isinstance(item, discord.ui.DynamicItem)]
+    assert "U2" not in labels
+    assert "V2" not in labels
+
+
 async def test_upscale_is_a_png_with_its_own_buttons(stub: StubService, make: object) -> None:
     h: Harness = await make()  # type: ignore[operator]
     stub.finish("job2", image=png_bytes((128, 128)), kind="upscale", buttons=UPSCALE_BUTTONS)

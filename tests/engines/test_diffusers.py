@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from imagine.codes import ResultCode
 from imagine.engines.base import (
     Engine,
     EngineCancelled,
+    EngineError,
     GenerateRequest,
     no_progress,
 )
@@ -266,3 +268,23 @@ async def test_upscale_enlarges(engine: Engine) -> None:
 
     assert result.size == (48, 32)
     assert progress.fractions[-1] == 1.0
+
+
+def test_tiles_the_safety_checker_flagged_are_marked_and_all_flagged_is_a_refusal() -> None:
+    from diffusers.pipelines.stable_diffusion import StableDiffusionPipelineOutput
+
+    from imagine.engines.diffusers_render import _checked
+    from imagine.images import BLOCKED
+
+    # The pipeline's own output shape: flagged images come back black.
+    black, painted = Image.new("RGB", (64, 64)), Image.new("RGB", (64, 64), (200, 120, 40))
+    images = [painted, black, painted, black]
+    tiles = _checked(StableDiffusionPipelineOutput(images, [False, True, False, True]))
+
+    assert [BLOCKED in tile.info for tile in tiles] == [False, True, False, True]
+    assert tiles[0] is painted
+    assert tiles[1].size == (64, 64)
+    assert tiles[1].convert("L").getextrema()[1] > 100  # words, not a black square
+    with pytest.raises(EngineError) as refused:
+        _checked(StableDiffusionPipelineOutput(images, [True] * 4))
+    assert refused.value.code is ResultCode.IMAGE_BLOCKED

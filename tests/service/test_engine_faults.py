@@ -12,7 +12,8 @@ from PIL import Image
 from imagine.codes import ResultCode
 from imagine.engines.base import EngineError, GenerateRequest, ProgressCallback
 from imagine.engines.placeholder import PlaceholderEngine
-from tests.service.conftest import ClientFactory, submit, wait_done
+from imagine.images import blocked_tile
+from tests.service.conftest import ClientFactory, fetch_image, submit, wait_done
 
 
 class FaultyEngine(PlaceholderEngine):
@@ -41,6 +42,9 @@ class FaultyEngine(PlaceholderEngine):
             return ["not an image"]  # type: ignore[list-item]
         if "short" in request.prompt:
             return (await super().generate(request, progress))[:2]
+        if "partly-blocked" in request.prompt:  # as diffusers gives a tile its checker flagged
+            tiles = await super().generate(request, progress)
+            return [tiles[0], blocked_tile(tiles[1].size), *tiles[2:]]
         return await super().generate(request, progress)
 
 
@@ -79,3 +83,21 @@ async def test_engine_exceptions_are_logged_with_the_job_id(
     bad = await submit(client, "raise")
     await wait_done(client, bad["messageId"])
     assert any(bad["messageId"] in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_a_tile_the_safety_checker_withheld_has_no_buttons(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(engine=FaultyEngine())
+    grid = await wait_done(client, (await submit(client, "partly-blocked"))["messageId"])
+
+    assert grid["status"] == "done"
+    assert grid["blocked"] == [2]
+    assert grid["buttons"] == ["U1", "U3", "U4", "🔄", "V1", "V3", "V4"]
+    withheld = await fetch_image(client, grid["imageUrls"][1])
+    assert withheld.convert("L").getextrema()[1] > 100  # says so in light text, not a black square
+    pressed = await client.post(
+        "/v2/button", json={"buttonMessageId": grid["buttonMessageId"], "button": "U2"}
+    )
+    assert pressed.status == 400
+    assert (await pressed.json())["code"] == "BUTTON_NOT_FOUND"
