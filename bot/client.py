@@ -175,6 +175,12 @@ class ImagineClient:
         data = await self._request("POST", "/v2/imagine", json=body)
         return self._submitted(data)
 
+    async def blend(self, urls: list[str], dimensions: str, ref: JobRef) -> Submitted:
+        body: dict[str, Any] = {"urls": urls, "dimensions": dimensions, "ref": ref.to_json()}
+        if self.max_unfinished is not None:
+            body["maxUnfinished"] = self.max_unfinished
+        return self._submitted(await self._request("POST", "/v2/blend", json=body))
+
     async def button(self, button_message_id: str, button: str, ref: JobRef) -> Submitted:
         body = {"buttonMessageId": button_message_id, "button": button, "ref": ref.to_json()}
         return self._submitted(await self._request("POST", "/v2/button", json=body))

@@ -20,7 +20,7 @@ from bot.attachments import ImageKind, UnreadableImage, Upload, prepare, preview
 from bot.client import ImagineClient, ImagineError, JobProgress, JobResult, ServiceUnavailable
 from bot.errors import TOO_LONG, explain_failure
 from bot.pending import PendingJob, PendingStore
-from bot.progress import EditPacer, blocked_note, headline, progress_text
+from bot.progress import EditPacer, blocked_note, display_prompt, headline, progress_text
 from bot.settings import BotSettings
 from bot.surface import JobSurface, Surface
 
@@ -204,7 +204,7 @@ class Deliveries:
                     raise
                 log.warning("job %s: download failed (%s), retrying", job.job_id, exc)
                 await asyncio.sleep(self._settings.poll_interval * attempt)
-        prompt = result.content or job.prompt
+        prompt = display_prompt(result.content, job.prompt)
         try:
             upload = await prepare(data, kind, self._settings.upload_limit, prompt, job.job_id)
         except UnreadableImage as exc:

@@ -48,6 +48,15 @@ def headline(prompt: str, user_id: int, button: str = "") -> str:
     return f"**{text}** - {middle}<@{user_id}>"
 
 
+def display_prompt(content: str, fallback: str) -> str:
+    """The prompt to show in bold: the service's ``content``, unless it is only image links
+    and parameters (a blend), whose long CDN links say less than the bot's own title."""
+    before_parameters = f" {content}".split(" --")[0].split()
+    if all(w.lower().startswith(("http://", "https://", "<http")) for w in before_parameters):
+        return fallback or content
+    return content
+
+
 def blocked_note(blocked: tuple[int, ...]) -> str:
     """A line for tiles the engine's safety checker withheld ("" when none)."""
     if not blocked:

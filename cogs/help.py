@@ -15,7 +15,8 @@ PROMPTING = (
     "`/imagine prompt: a lighthouse at dusk, oil painting --ar 16:9`\n"
     "Describe the picture in plain words; parameters go at the end. Attach an image (or start the "
     "prompt with image links) to start from it. `hot:: dog` splits concepts, `hot::2 dog` weighs "
-    "the first twice; `a {red, blue} car` makes one job per choice."
+    "the first twice; `a {red, blue} car` makes one job per choice.\n"
+    "`/blend` mixes 2 to 5 attached images into four new ones (square, portrait or landscape)."
 )
 
 PARAMETERS = (

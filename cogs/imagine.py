@@ -1,15 +1,17 @@
-"""/imagine prompt:<text> [image:<attachment>]: submit, then hand the job to the deliveries."""
+"""/imagine prompt:<text> [image:<attachment>] and /blend image1..image5 [dimensions]: submit,
+then hand the jobs to the deliveries."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import JobRef
+from bot.client import JobRef, Submitted
 from bot.errors import UserFacingError, check_can_post
 from bot.pending import PendingJob
 from bot.progress import progress_text
@@ -22,17 +24,35 @@ log = logging.getLogger(__name__)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 
 
-def compose_msg(prompt: str, image: discord.Attachment | None) -> str:
-    """The v2 ``msg``: an attached image becomes the leading image URL of the prompt."""
-    text = " ".join(prompt.split())
-    if image is None:
-        return text
+def check_image(image: discord.Attachment) -> str:
+    """The attachment's URL, or a sentence when it is not an image the service can read."""
     content_type = (image.content_type or "").split(";")[0].strip().lower()
     if content_type and content_type not in IMAGE_TYPES:
         raise UserFacingError(
             f"The attachment “{image.filename}” is not an image I can read; attach a PNG, JPEG, WebP or GIF."
         )
-    return f"{image.url} {text}"
+    return image.url
+
+
+def compose_msg(prompt: str, image: discord.Attachment | None) -> str:
+    """The v2 ``msg``: an attached image becomes the leading image URL of the prompt."""
+    text = " ".join(prompt.split())
+    if image is None:
+        return text
+    return f"{check_image(image)} {text}"
+
+
+def blend_title(images: list[discord.Attachment]) -> str:
+    """What a blend's messages show in bold while it renders: the files' names."""
+    names = [image.filename for image in images]
+    return "Blend of " + " and ".join(", ".join(names).rsplit(", ", 1))
+
+
+BLEND_SHAPES = [
+    app_commands.Choice(name="Square (1:1)", value="square"),
+    app_commands.Choice(name="Portrait (2:3)", value="portrait"),
+    app_commands.Choice(name="Landscape (3:2)", value="landscape"),
+]
 
 
 class Imagine(commands.Cog):
@@ -53,21 +73,65 @@ class Imagine(commands.Cog):
         check_can_post(interaction.app_permissions)
         msg = compose_msg(prompt, image)
         await interaction.response.defer(thinking=True)  # Discord's 3 s deadline
+        await self._submit(
+            interaction,
+            " ".join(prompt.split()),
+            lambda ref: self.bot.imagine.imagine(msg, ref),
+            f"/imagine {msg!r}",
+        )
+
+    @app_commands.command(name="blend", description="Blend 2 to 5 images into four new ones")
+    @app_commands.describe(
+        image1="The first image",
+        image2="The second image",
+        image3="A third image (optional)",
+        image4="A fourth image (optional)",
+        image5="A fifth image (optional)",
+        dimensions="The shape of the results (default square)",
+    )
+    @app_commands.choices(dimensions=BLEND_SHAPES)
+    async def blend(
+        self,
+        interaction: discord.Interaction[Any],
+        image1: discord.Attachment,
+        image2: discord.Attachment,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+        image5: discord.Attachment | None = None,
+        dimensions: app_commands.Choice[str] | None = None,
+    ) -> None:
+        check_can_post(interaction.app_permissions)
+        images = [i for i in (image1, image2, image3, image4, image5) if i is not None]
+        urls = [check_image(image) for image in images]
+        shape = dimensions.value if dimensions is not None else "square"
+        await interaction.response.defer(thinking=True)
+        await self._submit(
+            interaction,
+            blend_title(images),
+            lambda ref: self.bot.imagine.blend(urls, shape, ref),
+            f"/blend of {len(urls)} images ({shape})",
+        )
+
+    async def _submit(
+        self,
+        interaction: discord.Interaction[Any],
+        shown: str,
+        send: Callable[[JobRef], Awaitable[Submitted]],
+        what: str,
+    ) -> None:
+        """Submit (after the defer), then put a progress message up for each job it started."""
         user, channel_id = interaction.user, interaction.channel_id
         assert channel_id is not None, "slash commands always come from a channel"
         bot = self.bot
         async with bot.limiter.slot(user.id):
-            submitted = await bot.imagine.imagine(
-                msg, JobRef(user.id, interaction.guild_id, channel_id)
-            )
+            submitted = await send(JobRef(user.id, interaction.guild_id, channel_id))
             log.info(
-                "job %s: /imagine by user %s in channel %s: %r",
+                "job %s: %s by user %s in channel %s",
                 submitted.message_id,
+                what,
                 user.id,
                 channel_id,
-                msg,
             )
-            shown = " ".join(prompt.split())
             expires = interaction.created_at.timestamp() + bot.settings.interaction_ttl
             jobs = [
                 PendingJob(

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from imagine.codes import ResultCode
 from imagine.engines import create_engine
 from imagine.engines.base import Engine
 from imagine.jobs import iso
@@ -175,6 +176,29 @@ async def imagine(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def blend(request: web.Request) -> web.Response:
+    data = await _body(request)
+    urls = data.get("urls")
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        raise ServiceError(
+            400,
+            ResultCode.INVALID_PARAMETER,
+            'urls must be a list of 2 to 5 image links, like {"urls": ["https://…/a.png", '
+            '"https://…/b.png"]}.',
+        )
+    jobs = await request.app[SERVICE].blend(
+        [_string({"url": u}, "url", limit=2000) for u in urls],
+        dimensions=_string(data, "dimensions", limit=100),
+        ref=_string(data, "ref", limit=100_000),
+        webhook=_string(data, "webhookOverride", limit=2000),
+        token=_token(request),
+        max_unfinished=_whole(data, "maxUnfinished"),
+    )
+    return web.json_response(
+        {"success": True, "messageId": jobs[0].id, "createdAt": iso(jobs[0].created_at)}
+    )
+
+
 async def button(request: web.Request) -> web.Response:
     data = await _body(request)
     job = await request.app[SERVICE].press(
@@ -234,6 +258,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> web.Applicat
     app.cleanup_ctx.append(_service_ctx)
     app.router.add_post("/v2/imagine", imagine)
     app.router.add_post("/v2/button", button)
+    app.router.add_post("/v2/blend", blend)
     app.router.add_get("/v2/message/{id}", message)
     app.router.add_get("/v2/info", info)
     app.router.add_get("/health", health)

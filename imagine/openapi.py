@@ -112,6 +112,17 @@ def spec(base_url: str) -> dict[str, Any]:
             "maxUnfinished": {"type": "integer", "minimum": 1, "maximum": 1000000},
         },
     }
+    blend_body = {
+        "type": "object",
+        "required": ["urls"],
+        "properties": {
+            "urls": {"type": "array", "items": _TEXT, "minItems": 2, "maxItems": 5},
+            "dimensions": {"enum": ["square", "portrait", "landscape"]},
+            "ref": _TEXT,
+            "webhookOverride": _TEXT,
+            "maxUnfinished": {"type": "integer", "minimum": 1, "maximum": 1000000},
+        },
+    }
     button_body = {
         "type": "object",
         "required": ["buttonMessageId", "button"],
@@ -133,6 +144,13 @@ def spec(base_url: str) -> dict[str, Any]:
                 "post": {
                     "summary": "Start an imagine job from a prompt",
                     "requestBody": {"required": True, **_json(imagine_body)},
+                    "responses": _responses(_ACCEPTED, 400, 413, 429),
+                }
+            },
+            "/v2/blend": {
+                "post": {
+                    "summary": "Start a grid that blends 2 to 5 images (no text)",
+                    "requestBody": {"required": True, **_json(blend_body)},
                     "responses": _responses(_ACCEPTED, 400, 413, 429),
                 }
             },

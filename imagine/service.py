@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 MAX_MSG_CHARS = 4000
 MAX_REF_CHARS = 2000
 MAX_IMAGE_PROMPTS = 5
+MIN_BLEND = 2
+BLEND_DIMENSIONS = {"square": "1:1", "portrait": "2:3", "landscape": "3:2"}
+"""Midjourney's /blend shapes."""
 FINISHED_CACHE = 2048
 
 
@@ -245,7 +248,10 @@ class ImagineService:
         ignore_prefilter: bool = False,
         token: str | None = None,
         max_unfinished: int | None = None,
+        content: str | None = None,
     ) -> list[Job]:
+        """Accept ``msg`` as one job per prompt it expands to. ``content``: what the completed
+        message shows as the prompt (default: ``msg`` without its leading image links)."""
         if not msg.strip():
             raise ServiceError(400, ResultCode.INVALID_PARAMETER, "msg is empty: send a prompt.")
         if len(msg) > MAX_MSG_CHARS:
@@ -291,7 +297,9 @@ class ImagineService:
                 self._new_job(
                     action="imagine",
                     owner=owner,
-                    content=_content(prompt, msg, len(prompts)),
+                    content=content
+                    if content is not None and len(prompts) == 1
+                    else _content(prompt, msg, len(prompts)),
                     prompt=prompt,
                     ref=ref,
                     webhook=webhook,
@@ -303,6 +311,39 @@ class ImagineService:
             self._enqueue(job)
         log.info("accepted %d job(s) %s for %s", len(jobs), [j.id for j in jobs], owner)
         return jobs
+
+    async def blend(
+        self,
+        urls: list[str],
+        *,
+        dimensions: str = "",
+        ref: str = "",
+        webhook: str = "",
+        token: str | None = None,
+        max_unfinished: int | None = None,
+    ) -> list[Job]:
+        """Midjourney's /blend: one grid from 2 to 5 images and no text, at a chosen shape."""
+        if not MIN_BLEND <= len(urls) <= MAX_IMAGE_PROMPTS:
+            raise ServiceError(
+                400, ResultCode.INVALID_PARAMETER,
+                f"A blend takes {MIN_BLEND} to {MAX_IMAGE_PROMPTS} image links; got {len(urls)}.",
+            )  # fmt: skip
+        for url in urls:
+            if not is_link(url) or any(c.isspace() for c in url):
+                raise ServiceError(
+                    400, ResultCode.INVALID_LINK,
+                    f"Invalid link: `{url[:100]}` is not an http(s) image link.",
+                )  # fmt: skip
+        shape = BLEND_DIMENSIONS.get(dimensions.strip().lower() or "square")
+        if shape is None:
+            raise ServiceError(
+                400, ResultCode.INVALID_PARAMETER,
+                f"dimensions must be one of {', '.join(BLEND_DIMENSIONS)}, got {dimensions!r}.",
+            )  # fmt: skip
+        msg = " ".join([*urls, f"--ar {shape}"])
+        return await self.imagine(
+            msg, ref=ref, webhook=webhook, token=token, max_unfinished=max_unfinished, content=msg
+        )
 
     def _new_job(
         self,

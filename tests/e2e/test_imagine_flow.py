@@ -51,7 +51,7 @@ async def test_login_syncs_commands_to_the_configured_server_only(
     fake: FakeDiscord, bot: BotProcess
 ) -> None:
     names = sorted(c["name"] for c in fake.registered_commands(fake.guild_id))
-    assert names == ["help", "imagine", "info", "sync"]
+    assert names == ["blend", "help", "imagine", "info", "sync"]
     assert fake.registered_commands() == []  # never a global sync on boot
     imagine = next(c for c in fake.registered_commands(fake.guild_id) if c["name"] == "imagine")
     assert [(o["name"], o["type"], o.get("required", False)) for o in imagine["options"]] == [
@@ -176,6 +176,38 @@ async def test_an_attached_image_starts_the_picture(fake: FakeDiscord, bot: BotP
     assert green_share[0] > green_share[1] + 20
 
 
+async def test_blend_mixes_the_attached_images_at_the_chosen_shape(
+    fake: FakeDiscord, bot: BotProcess
+) -> None:
+    def png(colour: tuple[int, int, int]) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (128, 128), colour).save(out, format="PNG")
+        return out.getvalue()
+
+    attachments = {
+        "image1": (png((230, 0, 0)), "red.png", "image/png"),
+        "image2": (png((0, 0, 230)), "blue.png", "image/png"),
+    }
+    inter = await fake.slash("blend", {"dimensions": "portrait"}, attachments=attachments)
+    message = await finished_original(fake, inter)
+
+    assert inter.response_type == 5
+    assert message["content"] == f"**Blend of red.png and blue.png** - <@{fake.owner['id']}>"
+    assert labels(message) == GRID_LABELS
+    picture, _ = await image(fake, message)
+    assert picture.width * 3 == picture.height * 2  # portrait: 2:3 tiles make a 2:3 grid
+    red, _, blue = ImageStat.Stat(picture.convert("RGB")).mean
+    assert red > 40
+    assert blue > 40  # both images are in it
+
+    click = await fake.click(message["id"], button(message, "U1")["custom_id"])
+    result = await reply_to(fake, message["id"], after=0)
+    assert click.response_type == 6
+    assert result["content"] == (
+        f"**Blend of red.png and blue.png** - Image #1 <@{fake.owner['id']}>"
+    )
+
+
 async def test_info_and_help(fake: FakeDiscord, bot: BotProcess) -> None:
     info = await fake.slash("info")
     text: dict[str, Any] = await fake.wait_for(
@@ -206,8 +238,9 @@ async def test_only_the_owner_syncs_globally(fake: FakeDiscord, bot: BotProcess)
         lambda: owner.original if owner.original and owner.original["content"] else None
     )
     assert is_ephemeral(done)
-    assert done["content"].startswith("Synced 4 commands globally")
+    assert done["content"].startswith("Synced 5 commands globally")
     assert sorted(c["name"] for c in fake.registered_commands()) == [
+        "blend",
         "help",
         "imagine",
         "info",

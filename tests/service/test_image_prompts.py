@@ -25,6 +25,9 @@ async def images_server() -> AsyncIterator[TestServer]:
     async def red(request: web.Request) -> web.Response:
         return web.Response(body=png((220, 20, 20)), content_type="image/png")
 
+    async def blue(request: web.Request) -> web.Response:
+        return web.Response(body=png((20, 20, 220), (64, 96)), content_type="image/png")
+
     async def text(request: web.Request) -> web.Response:
         return web.Response(text="hello")
 
@@ -39,6 +42,7 @@ async def images_server() -> AsyncIterator[TestServer]:
 
     app = web.Application()
     app.router.add_get("/red.png", red)
+    app.router.add_get("/blue.png", blue)
     app.router.add_get("/text.png", text)
     app.router.add_get("/huge.png", huge)
     app.router.add_get("/moved", moved)
@@ -108,3 +112,59 @@ async def test_private_links_are_refused_by_default(
     assert response.status == 400
     assert data["code"] == "INVALID_LINK"
     assert "private or local address" in data["msg"]
+
+
+def mean_blue(image: Image.Image) -> float:
+    return float(ImageStat.Stat(image.convert("RGB")).mean[2])
+
+
+async def test_blend_makes_one_grid_from_the_images_at_the_chosen_shape(
+    make_client: ClientFactory, images_server: TestServer
+) -> None:
+    client = await make_client()
+    red, blue = str(images_server.make_url("/red.png")), str(images_server.make_url("/blue.png"))
+    plain = await wait_done(client, (await submit(client, f"{red} --ar 2:3"))["messageId"])
+    response = await client.post(
+        "/v2/blend", json={"urls": [red, blue], "dimensions": "portrait", "ref": "b1"}
+    )
+    accepted = await response.json()
+    assert response.status == 200, accepted
+    done = await wait_done(client, accepted["messageId"])
+
+    assert done["status"] == "done"
+    assert done["content"] == f"{red} {blue} --ar 2:3"
+    assert done["ref"] == "b1"
+    assert len(done["buttons"]) == 9
+    tile = await fetch_image(client, done["imageUrls"][0])
+    assert tile.width * 3 == tile.height * 2  # portrait is 2:3
+    only_red = await fetch_image(client, plain["imageUrls"][0])
+    assert mean_blue(tile) > mean_blue(only_red) + 20  # the blue image is in it too
+    assert mean_red(tile) > 40
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "words"),
+    [
+        ({}, "INVALID_PARAMETER", "urls must be a list"),
+        ({"urls": "https://x.io/a.png"}, "INVALID_PARAMETER", "urls must be a list"),
+        ({"urls": ["https://x.io/a.png"]}, "INVALID_PARAMETER", "2 to 5 image links; got 1"),
+        ({"urls": ["https://x.io/a.png"] * 6}, "INVALID_PARAMETER", "got 6"),
+        ({"urls": ["https://x.io/a.png", "a cat"]}, "INVALID_LINK", "`a cat` is not"),
+        ({"urls": ["https://x.io/a.png", "https://x.io/b c.png"]}, "INVALID_LINK", "not an"),
+        ({"urls": ["https://x.io/a.png", 7]}, "INVALID_PARAMETER", "urls must be a list"),
+        (
+            {"urls": ["https://x.io/a.png", "https://x.io/b.png"], "dimensions": "tall"},
+            "INVALID_PARAMETER",
+            "dimensions must be one of square, portrait, landscape",
+        ),
+    ],
+)
+async def test_bad_blends_are_refused_in_words(
+    make_client: ClientFactory, body: dict[str, Any], code: str, words: str
+) -> None:
+    client = await make_client(allow_private_urls=False)
+    response = await client.post("/v2/blend", json=body)
+    data: dict[str, Any] = await response.json()
+    assert response.status == 400
+    assert data["code"] == code
+    assert words in data["msg"]
