@@ -148,7 +148,8 @@ class OpenAIEngine:
         model = request.model or self.model
         spec = SPECS.get(model, GPT_IMAGE)
         width, height = nearest_size(spec.sizes, request.width, request.height)
-        prompt = request.prompt
+        # OpenAI refuses an empty prompt; an image-only prompt (a /blend) still says what to do.
+        prompt = request.prompt or "One new picture that blends the given image(s)."
         if request.negative_prompt:  # OpenAI has no negative prompt; say it in words
             prompt = f"{prompt}\nAvoid: {request.negative_prompt}"
         common: dict[str, Any] = {"model": model, "prompt": prompt, "size": f"{width}x{height}"}

@@ -68,6 +68,10 @@ class OpenAIStub(StubServer):
         if request.headers.get("Authorization") != f"Bearer {self.key}":
             return web.json_response(BAD_KEY, status=401)
         model = fields.get("model", "dall-e-2")
+        if not str(fields.get("prompt", "")).strip():
+            message = "Invalid 'prompt': empty string. Expected a string with minimum length 1."
+            error = {"message": message, "type": "invalid_request_error", "param": "prompt"}
+            return web.json_response({"error": error | {"code": "empty_string"}}, status=400)
         size = fields.get("size", "1024x1024")
         if size not in SIZES.get(model, {size}):
             message = f"Invalid value: '{size}'. Supported values are: '1024x1024', ..."

@@ -116,6 +116,18 @@ async def test_img2img_is_an_edit_with_the_init_image(
     assert [t.size for t in tiles] == [(64, 48)] * 4
 
 
+async def test_an_image_only_prompt_still_tells_the_edit_what_to_do(
+    stub_and_engine: tuple[OpenAIStub, OpenAIEngine],
+) -> None:
+    stub, engine = stub_and_engine  # a /blend has images and no words; OpenAI wants a prompt
+    request = txt2img(prompt="", negative_prompt="", init_image=init_image())
+    tiles = await engine.generate(request, ProgressLog())
+
+    [form] = stub.bodies[EDITS]
+    assert "blend" in form["prompt"]
+    assert len(tiles) == 4
+
+
 async def test_outpaint_sends_a_mask_transparent_where_to_paint(
     stub_and_engine: tuple[OpenAIStub, OpenAIEngine],
 ) -> None:
