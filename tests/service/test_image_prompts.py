@@ -123,7 +123,6 @@ async def test_blend_makes_one_grid_from_the_images_at_the_chosen_shape(
 ) -> None:
     client = await make_client()
     red, blue = str(images_server.make_url("/red.png")), str(images_server.make_url("/blue.png"))
-    plain = await wait_done(client, (await submit(client, f"{red} --ar 2:3"))["messageId"])
     response = await client.post(
         "/v2/blend", json={"urls": [red, blue], "dimensions": "portrait", "ref": "b1"}
     )
@@ -137,8 +136,16 @@ async def test_blend_makes_one_grid_from_the_images_at_the_chosen_shape(
     assert len(done["buttons"]) == 9
     tile = await fetch_image(client, done["imageUrls"][0])
     assert tile.width * 3 == tile.height * 2  # portrait is 2:3
+    # The same seeds from the red image alone: the placeholder draws the same pattern, so what
+    # differs is the starting picture, and the blue image must have moved it towards blue.
+    seed = done["seeds"][0]
+    plain = await wait_done(
+        client, (await submit(client, f"{red} --ar 2:3 --seed {seed}"))["messageId"]
+    )
+    assert plain["seeds"] == done["seeds"]
     only_red = await fetch_image(client, plain["imageUrls"][0])
     assert mean_blue(tile) > mean_blue(only_red) + 20  # the blue image is in it too
+    assert mean_red(tile) < mean_red(only_red) - 20  # and the red one only half
     assert mean_red(tile) > 40
 
 
