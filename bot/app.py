@@ -78,7 +78,18 @@ class ImagineBot(commands.Bot):
         for guild_id in settings.guild_ids:
             guild = discord.Object(guild_id)
             self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
+            try:
+                synced = await self.tree.sync(guild=guild)
+            except discord.HTTPException as exc:
+                # One wrong ID, or an invite without the applications.commands scope, must not
+                # keep the bot out of the other servers: say what to check and go on.
+                log.error(
+                    "could not sync commands to server %s (Discord said %s %s): check the ID in "
+                    "DISCORD_GUILD_IDS and that the bot was invited there with the scope "
+                    "applications.commands",
+                    guild_id, exc.status, exc.text or "no reason",
+                )  # fmt: skip
+                continue
             log.info("synced %d commands to server %s", len(synced), guild_id)
         if not settings.guild_ids:
             log.info("commands not synced on start (no DISCORD_GUILD_IDS); the owner can run /sync")

@@ -65,8 +65,10 @@ class HordeEngine:
             native_size=native_size,
             multiple=64,
             upscale=False,
-            default_steps=30,  # the Horde's own defaults, used when we send none
-            default_guidance=7.5,
+            # What --quality / --stylize scale; guidance is the Horde API's cfg_scale default (5),
+            # so --stylize 100 and no --stylize ask for the same thing.
+            default_steps=30,
+            default_guidance=5.0,
             notes=(
                 "AI Horde runs on volunteers' GPUs: jobs can wait in its queue, and the same seed "
                 "may differ slightly between workers.",

@@ -114,6 +114,7 @@ async def test_u2_posts_the_single_image_with_upscale_buttons(
     assert single.size == (grid_picture.width // 2, grid_picture.height // 2)
     assert set(labels(result)) <= UPSCALE_LABELS
     assert {"Vary (Strong)", "Vary (Subtle)", "Zoom Out 2x", "⬅️"} <= set(labels(result))
+    assert "Make Square" not in labels(result)  # the tile is square: only what the service offers
     assert all(b["custom_id"].startswith("mj:") for b in buttons(result))
     # the pressed U turns blue on the grid, as in Midjourney
     await fake.wait_for(lambda: button(fake.message(message["id"]), "U2")["style"] == PRIMARY)

@@ -47,3 +47,23 @@ async def test_rejected_token_exits_2(fake: FakeDiscord, launcher: BotLauncher) 
     assert "Reset Token" in bot.lines[-1]
     [refusal] = [e for e in fake.errors if e["path"] == "/users/@me" and e["status"] == 401]
     fake.errors.remove(refusal)  # expected: the harness flags every other refused call
+
+
+async def test_a_server_it_cannot_sync_is_named_and_the_others_still_work(
+    fake: FakeDiscord, launcher: BotLauncher
+) -> None:
+    fake.world.commands.pop(fake.guild_id, None)  # what an earlier bot synced
+    stranger = "123456789012345678"  # a server the bot was never invited to
+    bot = await launcher.start(DISCORD_GUILD_IDS=f"{stranger},{fake.guild_id}")
+    try:
+        names = sorted(c["name"] for c in fake.registered_commands(fake.guild_id))
+        assert names == ["blend", "help", "imagine", "info", "sync"]
+        [error] = bot.new_errors()  # expected: the sentence, and no traceback with it
+        assert f"could not sync commands to server {stranger}" in error
+        assert "applications.commands" in error
+        assert "Traceback" not in error
+        [refusal] = [e for e in fake.errors if stranger in e["path"]]
+        assert refusal["status"] == 403
+        fake.errors.remove(refusal)
+    finally:
+        assert await bot.stop() == 0

@@ -13,6 +13,8 @@ from imagine.codes import ResultCode
 from imagine.engines import create_engine
 from imagine.engines.base import EngineCancelled, EngineError
 from imagine.engines.horde import ANONYMOUS_KEY, CLIENT_AGENT, DEFAULT_URL, HordeEngine
+from imagine.prompt.mapping import plan_generation, stylize_factor
+from imagine.prompt.parse import parse
 from imagine.settings import Settings
 from tests.engines.remote.conftest import (
     FAST_RETRY,
@@ -301,3 +303,16 @@ def test_from_settings_defaults_to_the_public_horde_and_the_anonymous_key(
     assert isinstance(engine, HordeEngine)
     assert engine.models == ("Deliberate", "AlbedoBase XL (SDXL)")
     assert engine.service.headers["apikey"] == "k3y"
+
+
+@pytest.mark.parametrize(("stylize", "cfg"), [(100, None), (10, 5.0 * stylize_factor(10))])
+def test_stylize_scales_the_hordes_own_default_guidance(
+    settings: Settings, stylize: int, cfg: float | None
+) -> None:
+    engine = create_engine(settings.with_(engine="horde"))
+    [prompt] = parse(f"a fox --s {stylize}")
+    request = plan_generation(
+        prompt, engine.capabilities, seeds=(1, 2, 3, 4), models={}, default_model=None
+    )
+    # No --stylize sends no cfg_scale (the Horde uses 5), so --s must scale from that same 5.
+    assert request.guidance == (None if cfg is None else pytest.approx(cfg, abs=1e-3))
