@@ -75,9 +75,9 @@ class A1111Stub(StubServer):
             pass
         finally:
             self.running = False
-        width, height = body["width"], body["height"]
-        if "init_images" in body:  # img2img keeps the init image's size, as the WebUI does
-            width, height = unb64(body["init_images"][0]).size
+        # The WebUI renders at the payload's size (512 when it is left out), img2img included:
+        # it resizes the init image to it, so an engine that stopped sending the size would show.
+        width, height = body.get("width", 512), body.get("height", 512)
         images = [b64(tile(seed, width, height)) for seed in seeds]
         first = 0
         if self.return_grid:
