@@ -33,7 +33,10 @@ _WORDS = re.compile(r"[a-z]+")
 def _fold(text: str) -> str:
     """Lower case, no accents, full-width and other compatibility forms folded (ｂａｄ → bad)."""
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    # Invisible format characters (soft hyphen, zero-width space and joiners) split no word.
+    return "".join(
+        c for c in decomposed if not unicodedata.combining(c) and unicodedata.category(c) != "Cf"
+    ).lower()
 
 
 def _candidates(text: str) -> Iterator[tuple[str, ...]]:

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -202,7 +203,7 @@ class Runner:
         source = self.job_dir(parent.id) / parent.result["images"]["tiles"][job.tile]
         target = self.job_dir(job.id) / "image.png"
         target.unlink(missing_ok=True)
-        await asyncio.to_thread(os.link, source, target)  # images are immutable: share the file
+        await asyncio.to_thread(_share, source, target)
         with Image.open(target) as opened:
             size = opened.size
         return {
@@ -254,6 +255,15 @@ class Runner:
         if blocked:
             result["blocked"] = blocked
         return result
+
+
+def _share(source: Path, target: Path) -> None:
+    """Images are immutable, so a hard link shares the file; where the file system has none
+    (some bind mounts, SMB, FAT), a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _tile_of(button: str) -> int | None:

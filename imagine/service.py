@@ -455,6 +455,8 @@ class ImagineService:
                 webhook=webhook,
                 parent=parent,
                 tile=tile,
+                # 🔄 re-rolls the whole prompt, image prompts (and a blend's images) included.
+                inputs=parent.inputs if button == "🔄" else None,
             )
             await self.store.add([job])
         self._enqueue(job)

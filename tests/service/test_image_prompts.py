@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from PIL import Image, ImageChops, ImageStat
 
-from tests.service.conftest import ClientFactory, fetch_image, submit, wait_done
+from tests.service.conftest import ClientFactory, fetch_image, press, submit, wait_done
 
 
 def png(colour: tuple[int, int, int], size: tuple[int, int] = (96, 64)) -> bytes:
@@ -175,3 +175,22 @@ async def test_bad_blends_are_refused_in_words(
     assert response.status == 400
     assert data["code"] == code
     assert words in data["msg"]
+
+
+async def test_reroll_of_a_blend_keeps_its_images(
+    make_client: ClientFactory, images_server: TestServer
+) -> None:
+    client = await make_client()
+    red, blue = str(images_server.make_url("/red.png")), str(images_server.make_url("/blue.png"))
+    response = await client.post("/v2/blend", json={"urls": [red, blue]})
+    done = await wait_done(client, (await response.json())["messageId"])
+    rerolled = await wait_done(
+        client, (await press(client, done["buttonMessageId"], "🔄"))["messageId"]
+    )
+    assert rerolled["status"] == "done"
+    assert rerolled["settings"]["mode"] == done["settings"]["mode"] == "img2img"
+    assert rerolled["seeds"] != done["seeds"]
+    # Same starting picture, new seeds: the red and blue images are in the new grid too.
+    tile = await fetch_image(client, rerolled["imageUrls"][0])
+    assert mean_red(tile) > 40
+    assert mean_blue(tile) > 40

@@ -22,6 +22,9 @@ words = Prefilter(["gore", "bad word"])
         "a bad word here",
         "BAD   WORD",
         "b4d w0rd",
+        "go\u00adre",  # a soft hyphen
+        "g\u200bore",  # a zero-width space
+        "go\u200dre\ufeff",  # a zero-width joiner and a byte-order mark
     ],
 )
 def test_found(text: str) -> None:
