@@ -6,13 +6,20 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import sys
 import tempfile
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from dotenv import load_dotenv
 from PIL import Image
 
+from imagine import logs
 from imagine.app import running_service
 from imagine.engines import create_engine
 from imagine.engines.base import EngineUnavailable
@@ -25,12 +32,21 @@ log = logging.getLogger("imagine")
 
 
 async def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT; then take no new work, give running jobs
+    IMAGINE_SHUTDOWN_GRACE seconds to finish (the rest resume on the next start), and return."""
     service = await start_service(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     print(f"Imagine API on {service.url} (engine: {settings.engine}); Ctrl+C stops it.", flush=True)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
+        log.info("stopping: new jobs are refused")
+        await service.drain(settings.shutdown_grace)
     finally:
         await service.stop()
+    log.info("stopped")
 
 
 async def generate(settings: Settings, prompt_text: str, output: Path) -> None:
@@ -56,6 +72,37 @@ async def generate(settings: Settings, prompt_text: str, output: Path) -> None:
     print(f"{output} ({size[0]}x{size[1]}, seeds {', '.join(map(str, done['seeds']))})")
 
 
+EXIT_WAIT = 5.0
+"""Seconds a render thread still busy at exit may take before the process leaves without it."""
+
+
+def run_until_done(main: Coroutine[Any, Any, None]) -> None:
+    """Like asyncio.run, except that an engine thread still busy at the end (mid-step after its
+    job was stopped, or hung) cannot keep a stopped service alive: after EXIT_WAIT it exits."""
+    executor = ThreadPoolExecutor(thread_name_prefix="imagine")
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.set_default_executor(executor)
+    try:
+        loop.run_until_complete(main)
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        loop.close()  # shuts the executor down without waiting for it
+    joiner = threading.Thread(target=executor.shutdown, daemon=True)
+    joiner.start()
+    joiner.join(EXIT_WAIT)
+    if joiner.is_alive():
+        log.warning("an engine thread is still busy after %.0f s; exiting without it", EXIT_WAIT)
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m imagine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--engine", help="engine name (default IMAGINE_ENGINE)")
     gen.add_argument("--model", help="model (default IMAGINE_MODEL)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure()
     load_dotenv()
     try:
         settings = Settings.from_env()
@@ -79,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
                 host=args.host or settings.host,
                 port=settings.port if args.port is None else args.port,
             )
+            # Ctrl+C before the signal handlers are in place
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(serve(settings))
+                run_until_done(serve(settings))
             return 0
         settings = settings.with_(
             engine=args.engine or settings.engine, model=args.model or settings.model

@@ -19,12 +19,12 @@ from imagine.codes import ResultCode
 from imagine.engines import create_engine
 from imagine.engines.base import Engine
 from imagine.jobs import iso
-from imagine.keys import ENGINE, SERVICE, SETTINGS
+from imagine.keys import CLOSE_CONNECTION, ENGINE, SERVICE, SETTINGS
 from imagine.openapi import spec
 from imagine.prefilter import Prefilter
 from imagine.service import ImagineService, ServiceError
 from imagine.settings import Settings
-from imagine.store import JobStore
+from imagine.store import JobStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,18 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
         if "retryAfter" in exc.extra:
             response.headers["Retry-After"] = str(exc.extra["retryAfter"])
+        if request.get(CLOSE_CONNECTION):
+            response.force_close()
         return response
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"The request body is too large; the limit is {MAX_BODY // 1024} KiB.")
+    except StoreError as exc:  # a read that failed: the database is locked, gone or damaged
+        log.error("the job database failed on %s %s: %s", request.method, request.path, exc)
+        response = _error(
+            503, "The job database cannot be read right now. Try again in a few seconds."
+        )
+        response.headers["Retry-After"] = "5"
+        return response
     except web.HTTPNotFound:
         return _error(404, f"There is no endpoint at {request.path}.")
     except web.HTTPMethodNotAllowed as exc:
@@ -90,14 +99,43 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _token(request: web.Request) -> str | None:
+    """The API token the request came with: whose jobs it may see. Without IMAGINE_API_TOKENS
+    every client is the same one tenant, whatever header it sends."""
+    if not request.app[SETTINGS].api_tokens:
+        return None
     header = request.headers.get("Authorization", "")
     return header.partition(" ")[2].strip() or None
+
+
+ENCODINGS = ("gzip", "deflate", "br", "zstd", "identity")
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
     if not request.body_exists:
         raise ServiceError(400, None, "The request has no body: send a JSON object.")
-    raw = await request.read()
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower() or "identity"
+    if encoding not in ENCODINGS:
+        raise ServiceError(
+            415,
+            None,
+            f"Content-Encoding {encoding[:40]!r} is not supported: send the body plain, or as "
+            "gzip, deflate, br or zstd.",
+        )
+    try:
+        raw = await request.read()
+    except web.RequestPayloadError:  # the decoder refused the body
+        # Nothing more of it will be read: without this aiohttp would read on after the answer
+        # (and log the same error again), and the connection is not reused.
+        request.content.feed_eof()
+        request[CLOSE_CONNECTION] = True
+        raw = b""
+    if not raw and encoding != "identity":  # refused, or a stream cut short: decodes to nothing
+        raise ServiceError(
+            400,
+            None,
+            f"The body is not valid {encoding} data, as its Content-Encoding header says: "
+            "compress it that way, or drop the header.",
+        )
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -223,7 +261,9 @@ async def message(request: web.Request) -> web.Response:
         raise ServiceError(
             400, None, f"expireMins must be a number of minutes from 0 to 100000, got {raw!r}."
         )
-    return web.json_response(await request.app[SERVICE].message(request.match_info["id"], expire))
+    return web.json_response(
+        await request.app[SERVICE].message(request.match_info["id"], expire, _token(request))
+    )
 
 
 async def info(request: web.Request) -> web.Response:

@@ -16,10 +16,12 @@ class FetchError(ValueError):
     """An image URL cannot be used; the message is a sentence for the user."""
 
 
-def guarded_session(allow_private: bool, timeout: float) -> aiohttp.ClientSession:
+def guarded_session(
+    allow_private: bool, timeout: float, connect: float = 10.0
+) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(**guarded_connector_kwargs(allow_private)),
-        timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0)),
+        timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, connect)),
         headers={"User-Agent": "imagine-bot (+image prompt fetch)"},
     )
 

@@ -1,4 +1,4 @@
-"""The aiohttp application keys, in one place."""
+"""The aiohttp application and request keys, in one place."""
 
 from __future__ import annotations
 
@@ -11,3 +11,5 @@ from imagine.settings import Settings
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", Engine)
 SERVICE = web.AppKey("service", ImagineService)
+CLOSE_CONNECTION = web.RequestKey("close_connection", bool)
+"""Set on a request whose body could not be read: its connection is not reused."""

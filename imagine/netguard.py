@@ -11,6 +11,7 @@ check and the connection is not possible. IP literals never reach a resolver, so
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,7 @@ def check_url(url: str, *, allow_private: bool) -> URL:
         raise BlockedAddress("the link has no host name")
     if parsed.user or parsed.password:
         raise BlockedAddress("links with a user name or password are not accepted")
+    check_host(parsed.raw_host or parsed.host)
     literal = parse_ip_literal(parsed.host)
     if literal is not None and not allow_private and not is_public(literal):
         raise BlockedAddress(f"{parsed.host} is a private or local address")
@@ -88,6 +90,33 @@ def check_url(url: str, *, allow_private: bool) -> URL:
     ):
         raise BlockedAddress(f"{parsed.host} is a local address")
     return parsed
+
+
+_LABEL = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+
+
+def check_host(host: str) -> None:
+    """Refuse a host name that no resolver will ever find, so a webhook to it is refused at
+    submission instead of retried for minutes: spaces, empty or over-long labels, a numeric
+    address with a trailing dot."""
+    if ":" in host:  # an IPv6 literal: ip_address decides
+        return
+    if any(c.isspace() for c in host) or "%" in host:
+        raise BlockedAddress(f"the host name {host[:80]!r} has a space or an escape in it")
+    name = host[:-1] if host.endswith(".") else host
+    if host.endswith(".") and parse_ip_literal(name) is not None:
+        raise BlockedAddress(f"the numeric address {host[:80]!r} cannot end with a dot")
+    if len(name) > 253:
+        raise BlockedAddress("the host name is longer than 253 characters")
+    for label in name.split("."):
+        if not label:
+            raise BlockedAddress(f"the host name {host[:80]!r} has an empty label")
+        if len(label) > 63:
+            raise BlockedAddress(
+                f"the host name has a label of {len(label)} characters (at most 63)"
+            )
+        if not _LABEL.match(label):
+            raise BlockedAddress(f"the host name {host[:80]!r} has characters no host name has")
 
 
 class GuardedResolver(AbstractResolver):

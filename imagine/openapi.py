@@ -95,9 +95,18 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _responses(ok: dict[str, Any], *errors: int) -> dict[str, Any]:
     out: dict[str, Any] = {"200": {"description": "OK", **_json(ok)}}
-    for status in (*errors, 401):
+    for status in (*errors, 401, 503):
         out[str(status)] = {"description": "An error, in words", **_json(_ERROR)}
     return out
+
+
+_ENCODING = {
+    "name": "Content-Encoding",
+    "in": "header",
+    "required": False,
+    "description": "gzip, deflate, br or zstd for a compressed body (anything else is a 415)",
+    "schema": _TEXT,
+}
 
 
 def spec(base_url: str) -> dict[str, Any]:
@@ -143,22 +152,25 @@ def spec(base_url: str) -> dict[str, Any]:
             "/v2/imagine": {
                 "post": {
                     "summary": "Start an imagine job from a prompt",
+                    "parameters": [_ENCODING],
                     "requestBody": {"required": True, **_json(imagine_body)},
-                    "responses": _responses(_ACCEPTED, 400, 413, 429),
+                    "responses": _responses(_ACCEPTED, 400, 413, 415, 429),
                 }
             },
             "/v2/blend": {
                 "post": {
                     "summary": "Start a grid that blends 2 to 5 images (no text)",
+                    "parameters": [_ENCODING],
                     "requestBody": {"required": True, **_json(blend_body)},
-                    "responses": _responses(_ACCEPTED, 400, 413, 429),
+                    "responses": _responses(_ACCEPTED, 400, 413, 415, 429),
                 }
             },
             "/v2/button": {
                 "post": {
                     "summary": "Press a button of a completed message",
+                    "parameters": [_ENCODING],
                     "requestBody": {"required": True, **_json(button_body)},
-                    "responses": _responses(_ACCEPTED, 400, 404, 409, 413, 429),
+                    "responses": _responses(_ACCEPTED, 400, 404, 409, 413, 415, 429),
                 }
             },
             "/v2/message/{id}": {

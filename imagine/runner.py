@@ -24,9 +24,10 @@ from PIL import Image
 from imagine import actions, images
 from imagine.codes import ResultCode
 from imagine.engines.base import Engine, EngineCancelled, EngineError, GenerateRequest
+from imagine.errors import DISK_FULL, is_disk_full
 from imagine.jobs import Job, JobStatus, utcnow
 from imagine.prompt import ImaginePrompt, image_strength
-from imagine.store import JobStore
+from imagine.store import JobStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ class Runner:
         self.context = context
         self.timeout = timeout
         self.states: dict[str, RunState] = {}
+        self.unsaved: dict[str, tuple[Job, JobStatus]] = {}
+        """Jobs that ended while the database could not be written, with the status it still
+        has for them: answered from here, and saved as soon as it can be written again."""
 
     def job_dir(self, job_id: str) -> Path:
         return self.images_dir / job_id
@@ -103,9 +107,9 @@ class Runner:
     async def run(self, job: Job) -> Job:
         """Run ``job`` (already marked running) to its end and save it; never raises for the job's own failures."""
         state = self.states.setdefault(job.id, RunState(job.id))
-        self.job_dir(job.id).mkdir(parents=True, exist_ok=True)
         try:
             async with asyncio.timeout(self.timeout):
+                self.job_dir(job.id).mkdir(parents=True, exist_ok=True)
                 result = await self._execute(job, self._progress(job.id, state))
         except TimeoutError:
             state.cancelled.set()
@@ -121,6 +125,22 @@ class Runner:
         except EngineError as exc:
             log.warning("job %s failed: %s (%s)", job.id, exc.message, exc.code)
             return await self._fail(job, exc.code, exc.message)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                log.exception("job %s: its images could not be saved", job.id)
+                return await self._fail(
+                    job,
+                    ResultCode.INTERNAL_ERROR,
+                    f"The images could not be saved ({exc.strerror or exc}); the error is in "
+                    "the service's log.",
+                )
+            log.error("job %s failed: the disk of %s is full", job.id, self.images_dir)
+            return await self._fail(
+                job,
+                ResultCode.INTERNAL_ERROR,
+                f"{DISK_FULL}, so this job's images could not be saved. Ask the server's "
+                "operator to free some space, then try again.",
+            )
         except Exception:
             log.exception("job %s failed in the engine", job.id)
             return await self._fail(
@@ -143,13 +163,58 @@ class Runner:
             code,
             message,
         )
+        # A failed job's files (previews, a half-written grid) are never shown: free the space.
+        await asyncio.to_thread(shutil.rmtree, self.job_dir(job.id), True)
         await self.finish(job, JobStatus.RUNNING)
         return job
 
     async def finish(self, job: Job, previous: JobStatus) -> None:
-        """Save a done or failed job together with the webhook it owes."""
+        """Save a done or failed job together with the webhook it owes. When the database cannot
+        be written, the job fails with a sentence that says why and is saved later."""
         hook = self.webhook_for(job)
-        await self.store.save(job, previous, None if hook is None else (*hook, time.time()))
+        try:
+            await self.store.save(job, previous, None if hook is None else (*hook, time.time()))
+        except StoreUnavailable as exc:
+            self.end_unsaved(job, previous, exc)
+
+    def end_unsaved(self, job: Job, previous: JobStatus, exc: StoreUnavailable) -> None:
+        """End ``job`` (still ``previous`` in the database) as failed, to be saved when possible."""
+        log.error(
+            "job %s could not be saved (%s); it is saved when the database allows", job.id, exc
+        )
+        if job.status is JobStatus.DONE:  # its result cannot be kept, so it did not happen
+            shutil.rmtree(self.job_dir(job.id), ignore_errors=True)
+        job.status, job.finished_at = JobStatus.FAILED, utcnow()
+        job.error_code = ResultCode.INTERNAL_ERROR
+        job.error = (
+            f"{DISK_FULL}, so this job's result could not be saved. Ask the server's operator "
+            "to free some space, then try again."
+            if DISK_FULL in str(exc)
+            else f"{exc} Try again later."
+        )
+        job.result = {"seeds": job.result.get("seeds", [])}
+        self.unsaved[job.id] = (job, previous)
+
+    def unsaved_job(self, job_id: str) -> Job | None:
+        entry = self.unsaved.get(job_id)
+        return None if entry is None else entry[0]
+
+    async def save_unsaved(self) -> bool:
+        """Try to save the jobs in :attr:`unsaved`; whether any was saved."""
+        saved = False
+        for job_id, (job, previous) in list(self.unsaved.items()):
+            hook = self.webhook_for(job)
+            try:
+                await self.store.save(job, previous, None if hook is None else (*hook, time.time()))
+            except StoreUnavailable:
+                return saved  # still not writable: try again later
+            except RuntimeError:  # it changed in the database meanwhile: nothing to save
+                log.warning("job %s changed while it waited to be saved", job_id)
+            else:
+                log.info("job %s saved now that the database can be written", job_id)
+                saved = True
+            self.unsaved.pop(job_id, None)
+        return saved
 
     def load_input(self, name: str) -> Image.Image:
         with Image.open(self.inputs_dir / name) as opened:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from imagine.app import create_app
 from imagine.engines.base import Engine
+from imagine.keys import SERVICE
 from imagine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ def check_binding(settings: Settings) -> None:
 class RunningService:
     runner: web.AppRunner
     url: str
+
+    async def drain(self, grace: float) -> None:
+        """Refuse new jobs and let running ones finish for up to ``grace`` seconds."""
+        await self.runner.app[SERVICE].drain(grace)
 
     async def stop(self) -> None:
         await self.runner.cleanup()

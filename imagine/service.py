@@ -1,39 +1,41 @@
 """The Imagine service's domain: accept jobs, run them fairly, answer for them.
 
 It raises :class:`ServiceError` (an HTTP status, a result code and a sentence); only the HTTP
-edge (:mod:`imagine.app`) turns those into responses.
+edge (:mod:`imagine.app`) turns those into responses. A job belongs to the API token that made
+it: any other token is told it does not exist.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
-import math
 import secrets
 from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
-from imagine import __version__, actions, images
+from imagine import __version__, actions
 from imagine.codes import ResultCode
 from imagine.engines.base import Engine
+from imagine.errors import ServiceError, unavailable
 from imagine.fairqueue import FairQueue, tier_for
-from imagine.fetch import FetchError, fetch_bytes, guarded_session
+from imagine.fetch import guarded_session
+from imagine.inputs import Inputs
 from imagine.jobs import Job, JobStatus, new_id, utcnow
+from imagine.limits import Limits, belongs_to, owner_of, refusal
 from imagine.messages import completed, running
 from imagine.netguard import BlockedAddress
 from imagine.prefilter import Prefilter
 from imagine.prompt import ImaginePrompt, PromptError, choose_model, parse, tile_seeds
 from imagine.prompt.parse import is_link
-from imagine.ratelimit import RateLimiter
 from imagine.runner import Runner
 from imagine.settings import Settings
-from imagine.store import JobStore
+from imagine.store import JobStore, LimitReached, Quota, StoreUnavailable
 from imagine.webhooks import WebhookSender
+
+__all__ = ["ImagineService", "ServiceError"]
 
 log = logging.getLogger(__name__)
 
@@ -44,34 +46,8 @@ MIN_BLEND = 2
 BLEND_DIMENSIONS = {"square": "1:1", "portrait": "2:3", "landscape": "3:2"}
 """Midjourney's /blend shapes."""
 FINISHED_CACHE = 2048
-
-
-class ServiceError(Exception):
-    def __init__(self, status: int, code: ResultCode | None, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
-
-
-def token_scope(token: str | None) -> str:
-    """A stable name for an API token that does not store the token itself."""
-    return hashlib.sha256(token.encode()).hexdigest()[:12] if token else "local"
-
-
-def ref_user(ref: str) -> str:
-    """The "user" of a JSON-object ref (the bot sends the Discord user id), or ""."""
-    if not ref.lstrip().startswith("{"):
-        return ""
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
-        data = json.loads(ref)
-        if isinstance(data, dict):
-            return str(data.get("user") or data.get("userId") or "")
-    return ""
-
-
-def owner_of(ref: str, token: str | None) -> str:
-    """Who a job belongs to, for fairness and per-user counts: the ref's "user", scoped by token."""
-    user = ref_user(ref)
-    return f"{token_scope(token)}:{user}" if user else token_scope(token)
+UNSAVED_RETRY = 2.0
+"""Seconds between tries to save jobs that ended while the database could not be written."""
 
 
 class ImagineService:
@@ -99,16 +75,21 @@ class ImagineService:
         )
         self._unfinished: dict[str, Job] = {}
         """Every queued or running job, by id: the live copy its worker updates."""
-        self._finished: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._finished: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+        """Completed messages (immutable once finished), by id, with the job's owner."""
         self.active: set[str] = set()
         """Jobs taken from the queue and not yet finished."""
         self._tasks: list[asyncio.Task[None]] = []
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._idle: set[int] = set()
+        self._draining = False
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._press_lock = asyncio.Lock()
         self._fetch = guarded_session(settings.allow_private_urls, settings.fetch_timeout)
-        self._decoding = asyncio.Semaphore(2)
-        self._token_rate = RateLimiter(settings.rate_per_token)
-        self._user_rate = RateLimiter(settings.rate_per_user)
+        self.inputs = Inputs(
+            self.runner.inputs_dir, self._fetch, settings.url_policy, settings.max_image_bytes
+        )
+        self.limits = Limits(settings)
 
     @property
     def workers(self) -> int:
@@ -141,8 +122,30 @@ class ImagineService:
                 self.workers,
                 self.workers,
             )
-        self._tasks = [asyncio.create_task(self._worker(n)) for n in range(self.workers)]
-        self._tasks.append(asyncio.create_task(self.webhooks.run()))
+        self._workers = {n: asyncio.create_task(self._worker(n)) for n in range(self.workers)}
+        self._tasks = [
+            *self._workers.values(),
+            asyncio.create_task(self.webhooks.run()),
+            asyncio.create_task(self._save_unsaved()),
+        ]
+
+    async def drain(self, grace: float) -> None:
+        """Stop taking work (new submissions get 503) and give running jobs ``grace`` seconds to
+        finish; what is still running then stays resumable for the next start."""
+        self._draining = True
+        for number, task in self._workers.items():
+            if number in self._idle:
+                task.cancel()
+        busy = [t for n, t in self._workers.items() if n not in self._idle]
+        busy += list(self._side_tasks)
+        if busy:
+            log.info("stopping: waiting up to %.0f s for %d running job(s)", grace, len(busy))
+            # a worker that finishes its job while draining ends instead of taking the next one
+            _, still = await asyncio.wait(busy, timeout=grace)
+            if still:
+                log.warning(
+                    "stopping: %d job(s) still running resume on the next start", len(still)
+                )
 
     async def close(self) -> None:
         for task in [*self._tasks, *self._side_tasks]:
@@ -160,8 +163,12 @@ class ImagineService:
             task.add_done_callback(self._side_tasks.discard)
 
     async def _worker(self, number: int) -> None:
-        while True:
-            job_id = await self.queue.get()
+        while not self._draining:
+            self._idle.add(number)
+            try:
+                job_id = await self.queue.get()
+            finally:
+                self._idle.discard(number)
             try:
                 await self._run(job_id)
             except asyncio.CancelledError:
@@ -176,12 +183,25 @@ class ImagineService:
             if job is None or job.status is not JobStatus.QUEUED:
                 return
             job.status, job.started_at, job.attempts = JobStatus.RUNNING, utcnow(), job.attempts + 1
-            await self.store.save(job, JobStatus.QUEUED)
+            try:
+                await self.store.save(job, JobStatus.QUEUED)
+            except StoreUnavailable as exc:  # it cannot even start: it ends, saved when it can be
+                job.status, job.started_at, job.attempts = JobStatus.QUEUED, None, job.attempts - 1
+                self.runner.end_unsaved(job, JobStatus.QUEUED, exc)
+                return
             job = await self.runner.run(job)
         finally:
             self.active.discard(job_id)
             self._unfinished.pop(job_id, None)
         self.webhooks.wake()
+
+    async def _save_unsaved(self) -> None:
+        """Jobs that ended while the database could not be written (a full disk) are saved, with
+        their webhooks, as soon as it can be written again."""
+        while True:
+            await asyncio.sleep(UNSAVED_RETRY)
+            if self.runner.unsaved and await self.runner.save_unsaved():
+                self.webhooks.wake()
 
     def _webhook_for(self, job: Job) -> tuple[str, bytes] | None:
         url = job.webhook or self.settings.webhook_url
@@ -202,42 +222,23 @@ class ImagineService:
                 ) from None
         return url
 
-    def _check_rate(self, ref: str, token: str | None) -> None:
-        if token and (wait := self._token_rate.acquire(token_scope(token))):
-            raise ServiceError(
-                429,
-                None,
-                f"Too many requests with this API token: at most {self.settings.rate_per_token} a "
-                f"minute. Try again in {math.ceil(wait)} s.",
-                retryAfter=math.ceil(wait),
-            )
-        if (user := ref_user(ref)) and (wait := self._user_rate.acquire(owner_of(ref, token))):
-            raise ServiceError(
-                429,
-                None,
-                f"Too many requests from user {user}: at most {self.settings.rate_per_user} a minute. "
-                f"Try again in {math.ceil(wait)} s.",
-                retryAfter=math.ceil(wait),
-            )
+    def _check_open(self) -> None:
+        if self._draining:
+            raise unavailable("The service is shutting down and takes no new jobs.", 10)
 
-    async def _check_user_jobs(self, ref: str, owner: str, count: int, limit: int | None) -> None:
-        """A user named in ref may have at most so many unfinished jobs (the client may ask for fewer)."""
-        if not ref_user(ref):
-            return
-        cap = self.settings.max_jobs_per_user
-        cap = min(cap, limit) if limit is not None and limit > 0 else cap
-        unfinished = await self.store.count_unfinished(owner)
-        if unfinished + count > cap:
-            adding = f"this adds {count}" if count > 1 else "this adds one more"
-            raise ServiceError(
-                429, None,
-                f"You have {unfinished} unfinished job{'s' * (unfinished != 1)} and {adding}; the limit "
-                f"is {cap}. Wait for some to finish.",
-            )  # fmt: skip
+    async def _precheck(self, quota: Quota, adding: int) -> None:
+        """Refuse early, before images are fetched, what the quota would refuse at the insert."""
+        unfinished = await self.store.count_unfinished(quota.owner) if quota.owner_cap else 0
+        self.limits.precheck(quota, adding, unfinished, len(self.queue))
 
-    def _check_room(self, count: int) -> None:
-        if len(self.queue) + count > self.settings.queue_limit:
-            raise ServiceError(429, ResultCode.QUEUE_FULL, "QUEUE_FULL")
+    async def _add(self, jobs: list[Job], quota: Quota | None) -> None:
+        """Store the jobs, only if the quota allows them (checked in the insert's transaction)."""
+        try:
+            await self.store.add(jobs, quota)
+        except LimitReached as reached:
+            raise refusal(reached, len(jobs)) from None
+        except StoreUnavailable as exc:
+            raise unavailable(f"{exc}; the job was not accepted.".replace(".;", ";")) from None
 
     async def imagine(
         self,
@@ -264,8 +265,9 @@ class ImagineService:
             raise ServiceError(
                 400, None, f"ref is {len(ref)} characters long; the limit is {MAX_REF_CHARS}."
             )
+        self._check_open()
         webhook = self._check_webhook(webhook)
-        self._check_rate(ref, token)
+        self.limits.check_rate(ref, token)
         try:
             prompts = parse(msg)
             for prompt in prompts:  # an unmapped --v is an error now, not when the job runs
@@ -288,9 +290,9 @@ class ImagineService:
             raise ServiceError(400, ResultCode.INVALID_LINK,
                                f"At most {MAX_IMAGE_PROMPTS} image links can start a prompt.")  # fmt: skip
         owner = owner_of(ref, token)
-        await self._check_user_jobs(ref, owner, len(prompts), max_unfinished)
-        self._check_room(len(prompts))
-        inputs = await self._fetch_inputs(prompts)
+        quota = self.limits.quota(ref, token, waiting=len(prompts), limit=max_unfinished)
+        await self._precheck(quota, len(prompts))
+        inputs = await self.inputs.fetch([url for p in prompts for url in p.image_urls])
         jobs = []
         for prompt in prompts:
             jobs.append(
@@ -306,7 +308,7 @@ class ImagineService:
                     inputs=[inputs[url] for url in prompt.image_urls],
                 )
             )
-        await self.store.add(jobs)
+        await self._add(jobs, quota)
         for job in jobs:
             self._enqueue(job)
         log.info("accepted %d job(s) %s for %s", len(jobs), [j.id for j in jobs], owner)
@@ -380,33 +382,6 @@ class ImagineService:
             result={"seeds": list(seeds)},
         )
 
-    async def _fetch_inputs(self, prompts: list[ImaginePrompt]) -> dict[str, str]:
-        """Fetch each distinct image URL once and keep it: a restart must not need the link again."""
-        names: dict[str, str] = {}
-        folder = self.runner.inputs_dir
-        for url in dict.fromkeys(u for p in prompts for u in p.image_urls):
-            try:
-                data = await fetch_bytes(
-                    self._fetch,
-                    url,
-                    max_bytes=self.settings.max_image_bytes,
-                    policy=self.settings.url_policy,
-                )
-                async with self._decoding:  # a few at once: each may take hundreds of MB
-                    image = await asyncio.to_thread(images.decode, data)
-            except FetchError as exc:
-                raise ServiceError(400, ResultCode.INVALID_LINK, str(exc)) from None
-            except ValueError as exc:
-                raise ServiceError(
-                    400, ResultCode.INVALID_LINK, f"The link {url} cannot be used: {exc}."
-                ) from None
-            name = hashlib.sha256(data).hexdigest()[:32] + ".png"
-            folder.mkdir(parents=True, exist_ok=True)
-            if not (folder / name).exists():
-                await asyncio.to_thread(images.save_png, image, folder / name)
-            names[url] = name
-        return names
-
     async def press(
         self,
         button_message_id: str,
@@ -416,10 +391,11 @@ class ImagineService:
         webhook: str = "",
         token: str | None = None,
     ) -> Job:
+        self._check_open()
         webhook = self._check_webhook(webhook)
-        self._check_rate(ref, token)
+        self.limits.check_rate(ref, token)
         parent = await self.store.by_button_message_id(button_message_id)
-        if parent is None:
+        if parent is None or not belongs_to(parent.owner, token):
             raise ServiceError(
                 404,
                 ResultCode.BUTTON_NOT_FOUND,
@@ -433,6 +409,13 @@ class ImagineService:
                 ResultCode.BUTTON_NOT_FOUND,
                 f"BUTTON_NOT_FOUND: {button!r} is not a button of that message (it has: {choices}).",
             )
+        # A press is charged to whoever pressed it: their token and the user their ref names
+        # (the parent's ref when they send none; the parent is this token's own job).
+        charged = ref or parent.ref
+        quota: Quota | None = None
+        if actions.needs_engine(button):  # U1–U4 only share a file: nothing to wait for
+            quota = self.limits.quota(charged, token, waiting=1, limit=None)
+            await self._precheck(quota, 1)
         async with self._press_lock:  # two quick presses of one U must not both upscale
             if button in actions.TILE_BUTTONS and (
                 earlier := await self.store.pressed(parent.id, button)
@@ -440,42 +423,53 @@ class ImagineService:
                 raise ServiceError(
                     409,
                     ResultCode.ALREADY_REQUESTED_UPSCALE,
-                    "ALREADY_REQUESTED_UPSCALE",
+                    f"{button} was already pressed on this message; its result is messageId "
+                    f"{earlier.id}.",
                     messageId=earlier.id,
                 )
-            if actions.needs_engine(button):
-                self._check_room(1)
             tile = actions.TILE_BUTTONS.get(button)
             job = self._new_job(
                 action=button,
-                owner=owner_of(ref, token) if ref else parent.owner,
+                owner=owner_of(charged, token),
                 content=parent.content,
                 prompt=ImaginePrompt.from_dict(parent.prompt),
-                ref=ref or parent.ref,
+                ref=charged,
                 webhook=webhook,
                 parent=parent,
                 tile=tile,
                 # 🔄 re-rolls the whole prompt, image prompts (and a blend's images) included.
                 inputs=parent.inputs if button == "🔄" else None,
             )
-            await self.store.add([job])
+            await self._add([job], quota)
         self._enqueue(job)
         return job
 
-    async def message(self, job_id: str, expire_mins: float = 12.0) -> dict[str, Any]:
+    async def message(
+        self, job_id: str, expire_mins: float = 12.0, token: str | None = None
+    ) -> dict[str, Any]:
         # Polls are most of the traffic: unfinished jobs are answered from memory, finished
         # ones (immutable from then on) from a small cache, and only the rest from SQLite.
-        job = self._unfinished.get(job_id)
+        unknown = ServiceError(404, None, f"No message has id {job_id!r}.")
+        job = self.runner.unsaved_job(job_id) or self._unfinished.get(job_id)
         if job is None:
             if (cached := self._finished.get(job_id)) is not None:
+                if not belongs_to(cached[0], token):
+                    raise unknown
                 self._finished.move_to_end(job_id)
-                return cached
+                return cached[1]
             job = await self.store.get(job_id)
             if job is None:
-                raise ServiceError(404, None, f"No message has id {job_id!r}.")
+                raise unknown
+        if not belongs_to(job.owner, token):
+            raise unknown
+        if job.status.finished and job_id in self._unfinished and job_id not in self.runner.unsaved:
+            # its worker is saving it right now: finished for clients once the database has it
+            return {**running(job, None, None, self.settings.base_url), "progress": 99,
+                    "status": JobStatus.RUNNING.value}  # fmt: skip
         if job.status.finished:
             answer = {"progress": 100, "response": completed(job, self.settings.base_url)}
-            self._finished[job_id] = answer
+            if job_id not in self.runner.unsaved:
+                self._finished[job_id] = (job.owner, answer)
             if len(self._finished) > FINISHED_CACHE:
                 self._finished.popitem(last=False)
             return answer

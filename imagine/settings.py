@@ -73,6 +73,8 @@ class Settings:
     placeholder_seconds: float = 0.0
     job_timeout: float = 600.0
     """Seconds an engine may spend on one job before BOT_TOOK_TOO_LONG_TO_PROCESS_YOUR_COMMAND."""
+    shutdown_grace: float = 10.0
+    """IMAGINE_SHUTDOWN_GRACE: seconds a running job may take to finish after SIGTERM/SIGINT."""
     max_attempts: int = 3
     """How many times a job interrupted by a crash is started before it fails with INTERNAL_ERROR."""
     webhook_retry_delays: tuple[float, ...] = (5.0, 15.0, 30.0, 60.0, 120.0)
@@ -142,6 +144,7 @@ class Settings:
             queue_limit=_int(env, "IMAGINE_QUEUE_LIMIT", 100, 1, 1_000_000),
             placeholder_seconds=_float(env, "IMAGINE_PLACEHOLDER_SECONDS", 0.0, 0.0, 3600.0),
             job_timeout=_float(env, "IMAGINE_JOB_TIMEOUT", 600.0, 1.0, 86400.0),
+            shutdown_grace=_float(env, "IMAGINE_SHUTDOWN_GRACE", 10.0, 0.0, 3600.0),
             url_hosts=tuple(
                 h.strip().lower().rstrip(".")
                 for h in env.get("IMAGINE_URL_HOSTS", "").split(",")

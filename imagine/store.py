@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import aiosqlite
 
 from imagine.codes import ResultCode
+from imagine.errors import DISK_FULL, is_disk_full
 from imagine.jobs import Job, JobStatus, check_transition
 
 _SCHEMA = """
@@ -68,6 +70,9 @@ _COLUMNS = (
     " error"
 )
 _INSERT_JOBS = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 21)})"
+_COUNT_WAITING = (
+    "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND action NOT IN ('U1', 'U2', 'U3', 'U4')"
+)
 
 
 Statement = tuple[str, Any, bool]
@@ -78,6 +83,50 @@ log = logging.getLogger(__name__)
 
 class StoreError(RuntimeError):
     """The data folder or database cannot be used; the message says what to do."""
+
+
+class StoreUnavailable(StoreError):
+    """A write could not be committed now (a full disk, a locked or failing database); it may
+    work later. The message is a sentence for the operator and the user."""
+
+
+def unavailable(exc: BaseException) -> StoreUnavailable:
+    """The sentence for a failed write: a full disk says so, anything else says the database failed."""
+    if is_disk_full(exc):
+        return StoreUnavailable(
+            f"{DISK_FULL}, so the job database cannot be written; the server's operator must "
+            "free some space."
+        )
+    return StoreUnavailable(f"The job database cannot be written right now ({exc}).")
+
+
+@dataclass(frozen=True)
+class Quota:
+    """What one submission may take, checked in the very transaction that inserts its jobs, so
+    a burst of requests (from one process or many sharing the database) cannot overshoot."""
+
+    owner: str
+    owner_cap: int | None
+    """Unfinished jobs ``owner`` may have once these are added; None = no cap."""
+    queue_limit: int | None
+    """Jobs that may wait for the engine once these are added; None = no limit."""
+    waiting: int
+    """How many of the new jobs wait for the engine (U1–U4 do not)."""
+
+
+class LimitReached(Exception):
+    """A :class:`Quota` does not allow the jobs: ``kind`` is "user" or "queue"."""
+
+    def __init__(self, kind: str, current: int, limit: int) -> None:
+        super().__init__(f"{kind} limit {limit} reached ({current})")
+        self.kind, self.current, self.limit = kind, current, limit
+
+
+@dataclass
+class _Unit:
+    statements: list[Statement]
+    quota: Quota | None = None
+    adding: int = 0
 
 
 def _ts(moment: datetime | None) -> str | None:
@@ -171,7 +220,7 @@ class JobStore:
         # Group commit: writes that arrive while a transaction is being committed wait and go
         # together in the next one. One connection, one writer: no coroutine ever sees another's
         # half-done transaction, and a burst of submissions costs one commit, not one each.
-        self._pending: list[tuple[list[Statement], asyncio.Future[list[int]]]] = []
+        self._pending: list[tuple[_Unit, asyncio.Future[list[int]]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
@@ -208,10 +257,11 @@ class JobStore:
         """Run one write statement in the next group transaction; the number of rows it changed."""
         return (await self._commit_unit([(sql, params, many)]))[0]
 
-    async def _commit_unit(self, unit: list[Statement]) -> list[int]:
-        """Statements that commit together or not at all; the rows each changed."""
+    async def _commit_unit(self, unit: list[Statement] | _Unit) -> list[int]:
+        """Statements that commit together or not at all; the rows each changed. A failed commit
+        raises :class:`StoreUnavailable`; a unit whose quota does not allow it, :class:`LimitReached`."""
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._pending.append((unit, future))
+        self._pending.append((unit if isinstance(unit, _Unit) else _Unit(unit), future))
         if self._flusher is None or self._flusher.done():
             # its own task: a caller cancelled mid-commit must not strand the others' writes
             self._flusher = asyncio.create_task(self._drain())
@@ -232,17 +282,48 @@ class JobStore:
             finally:
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(StoreError("the write could not be committed"))
+                        future.set_exception(StoreUnavailable("the write could not be committed"))
 
-    async def _flush(self, batch: list[tuple[list[Statement], asyncio.Future[list[int]]]]) -> None:
-        results: list[list[int]] = []
+    async def _tallies(self, quotas: list[Quota]) -> tuple[dict[str, int], int]:
+        """Unfinished jobs per capped owner, and jobs waiting for the engine, as of now."""
+        owners = sorted({q.owner for q in quotas if q.owner_cap is not None})
+        per_owner: dict[str, int] = dict.fromkeys(owners, 0)
+        for start in range(0, len(owners), 500):  # SQLite's limit on bound parameters
+            chunk = owners[start : start + 500]
+            rows = await self._db.execute_fetchall(
+                "SELECT owner, COUNT(*) FROM jobs WHERE status IN ('queued', 'running')"
+                f" AND owner IN ({', '.join('?' * len(chunk))}) GROUP BY owner",
+                chunk,
+            )
+            per_owner.update({str(r[0]): int(r[1]) for r in rows})
+        waiting = 0
+        if any(q.queue_limit is not None for q in quotas):
+            rows = list(await self._db.execute_fetchall(_COUNT_WAITING))
+            waiting = int(rows[0][0])
+        return per_owner, waiting
+
+    async def _flush(self, batch: list[tuple[_Unit, asyncio.Future[list[int]]]]) -> None:
+        results: list[list[int] | LimitReached] = []
         try:
+            # The write lock first: the counts a quota is checked against then hold for every
+            # process on this database file until the commit.
+            await self._db.execute("BEGIN IMMEDIATE")
+            quotas = [unit.quota for unit, _ in batch if unit.quota is not None]
+            per_owner, waiting = await self._tallies(quotas) if quotas else ({}, 0)
             # Each call is a hop to aiosqlite's thread, so a run of job inserts (a burst of
             # submissions) goes as one executemany; every other statement keeps its own row count.
             inserts: list[Any] = []
             for unit, _ in batch:
+                if unit.quota is not None:
+                    refused = _refusal(unit, per_owner, waiting)
+                    if refused is not None:
+                        results.append(refused)
+                        continue
+                    if unit.quota.owner_cap is not None:
+                        per_owner[unit.quota.owner] += unit.adding
+                    waiting += unit.quota.waiting
                 counts = []
-                for sql, params, many in unit:
+                for sql, params, many in unit.statements:
                     if sql == _INSERT_JOBS:
                         inserts.extend(params)
                         counts.append(len(params))
@@ -261,15 +342,26 @@ class JobStore:
                 await self._db.rollback()
             if len(batch) > 1:
                 raise
-            log.exception("a write to the job database failed")
-            batch[0][1].set_exception(exc)
+            log.error("a write to the job database failed: %s", exc)
+            batch[0][1].set_exception(unavailable(exc))
             return
-        for (_, future), counts in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(counts)
+        for (_, future), outcome in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, LimitReached):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
-    async def add(self, jobs: list[Job]) -> None:
-        await self._commit(_INSERT_JOBS, [_job_values(job) for job in jobs], many=True)
+    async def add(self, jobs: list[Job], quota: Quota | None = None) -> None:
+        """Insert ``jobs`` together; with a ``quota``, only if it allows them (else LimitReached)."""
+        statement: Statement = (_INSERT_JOBS, [_job_values(job) for job in jobs], True)
+        await self._commit_unit(_Unit([statement], quota, len(jobs)))
+
+    async def count_waiting(self) -> int:
+        """Jobs waiting for the engine (queued, U1–U4 aside: those never wait)."""
+        rows = list(await self._db.execute_fetchall(_COUNT_WAITING))
+        return int(rows[0][0])
 
     async def _one(self, where: str, *args: Any) -> Job | None:
         rows = list(
@@ -350,3 +442,19 @@ class JobStore:
             "UPDATE webhooks SET state = ?, attempts = ?, next_at = ?, last_error = ? WHERE id = ?",
             (state, attempts, next_at, error, webhook_id),
         )
+
+
+def _refusal(unit: _Unit, per_owner: dict[str, int], waiting: int) -> LimitReached | None:
+    quota = unit.quota
+    assert quota is not None
+    if quota.owner_cap is not None:
+        current = per_owner[quota.owner]
+        if current + unit.adding > quota.owner_cap:
+            return LimitReached("user", current, quota.owner_cap)
+    if (
+        quota.queue_limit is not None
+        and quota.waiting
+        and waiting + quota.waiting > quota.queue_limit
+    ):
+        return LimitReached("queue", waiting, quota.queue_limit)
+    return None

@@ -2,7 +2,8 @@
 
 A job's webhook row is written in the same transaction that finishes the job
 (:meth:`JobStore.save`), so a crash never keeps one without the other. Deliveries run side by
-side (a receiver that hangs holds up only its own), each at most once at a time.
+side, each at most once at a time, and at most :data:`PER_ORIGIN` at once to one receiving
+origin (scheme, host, port): a receiver that hangs holds only its own slots, never another's.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import AsyncIterator
 
 import aiohttp
+from yarl import URL
 
 from imagine.fetch import guarded_session
 from imagine.netguard import BlockedAddress, UrlPolicy
@@ -24,7 +27,9 @@ from imagine.store import JobStore
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Imagine-Signature"
-PARALLEL = 8
+PER_ORIGIN = 4
+CONNECT_TIMEOUT = 3.0
+"""A receiver that takes longer than this to accept a connection is down: try it again later."""
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -49,7 +54,8 @@ class WebhookSender:
         self._timeout = timeout
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
-        self._slots = asyncio.Semaphore(PARALLEL)
+        self._origins: dict[str, tuple[asyncio.Semaphore, int]] = {}
+        """Per receiving origin: its slots, and how many deliveries hold or wait for one."""
 
     def wake(self) -> None:
         """A delivery was added: look at the outbox now."""
@@ -57,7 +63,9 @@ class WebhookSender:
 
     async def run(self) -> None:
         """Deliver due webhooks until cancelled."""
-        async with guarded_session(self._policy.allow_private, self._timeout) as session:
+        async with guarded_session(
+            self._policy.allow_private, self._timeout, CONNECT_TIMEOUT
+        ) as session:
             try:
                 while True:
                     self._wake.clear()
@@ -79,9 +87,9 @@ class WebhookSender:
                 await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
     async def _start_due(self, session: aiohttp.ClientSession) -> None:
-        for webhook_id, job_id, url, body, attempts in await self._store.due_webhooks(
-            time.time(), 100
-        ):
+        # the ones in flight come back too: ask for enough that due ones behind them are seen
+        due = await self._store.due_webhooks(time.time(), 100 + len(self._in_flight))
+        for webhook_id, job_id, url, body, attempts in due:
             if webhook_id in self._in_flight:
                 continue
             task = asyncio.create_task(
@@ -103,7 +111,7 @@ class WebhookSender:
         body: bytes,
         attempts: int,
     ) -> None:
-        async with self._slots:
+        async with self._slot(url):
             error, retry = await self._post(session, url, body)
         attempts += 1
         if error is None:
@@ -131,6 +139,26 @@ class WebhookSender:
             )
         except Exception:
             log.exception("webhook for job %s: its state could not be saved", job_id)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, url: str) -> AsyncIterator[None]:
+        """One of the receiving origin's :data:`PER_ORIGIN` slots."""
+        try:
+            parsed = URL(url)
+            origin = f"{parsed.scheme}://{parsed.host}:{parsed.port}"
+        except ValueError:
+            origin = url
+        slots, users = self._origins.get(origin, (asyncio.Semaphore(PER_ORIGIN), 0))
+        self._origins[origin] = (slots, users + 1)
+        try:
+            async with slots:
+                yield
+        finally:
+            slots, users = self._origins[origin]
+            if users <= 1:
+                del self._origins[origin]
+            else:
+                self._origins[origin] = (slots, users - 1)
 
     async def _post(
         self, session: aiohttp.ClientSession, url: str, body: bytes

@@ -3,13 +3,22 @@ test_requests.py, well over 40 cases)."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import sys
+import zlib
 from typing import Any
 
+import brotli
 import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.service.conftest import ClientFactory, submit, wait_done
+
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:
+    from backports import zstd
 
 Client = TestClient[Any, Any]
 JSON = {"Content-Type": "application/json"}
@@ -58,6 +67,59 @@ CASES: list[tuple[str, str, bytes | None, dict[str, str], int, str]] = [
     ("POST", "/v2/imagine", b'{"msg": "http://[::1]/a.png a cat"}', JSON, 400, "private"),
     ("POST", "/v2/imagine", b'{"msg": "http://2130706433/a.png a cat"}', JSON, 400, "private"),
     ("POST", "/v2/imagine", b'{"msg": "a cat", "ref": "' + b"r" * 2001 + b'"}', JSON, 400, "ref"),
+    # bodies whose Content-Encoding header lies, or names what no one can decode
+    *[
+        (
+            "POST",
+            "/v2/imagine",
+            b'{"msg": "a cat"}',
+            {**JSON, "Content-Encoding": name},
+            400,
+            f"not valid {name} data",
+        )
+        for name in ("gzip", "deflate", "br", "zstd")
+    ],
+    (
+        "POST",
+        "/v2/imagine",
+        b"\x1f\x8b\x08\x00garbage",
+        {**JSON, "Content-Encoding": "gzip"},
+        400,
+        "not valid gzip",
+    ),
+    (
+        "POST",
+        "/v2/imagine",
+        b'{"msg": "a"}',
+        {**JSON, "Content-Encoding": "compress"},
+        415,
+        "not supported",
+    ),
+    # webhooks that could never be delivered
+    (
+        "POST",
+        "/v2/imagine",
+        b'{"msg": "a", "webhookOverride": "http://8.8.8.8./h"}',
+        JSON,
+        400,
+        "cannot end with a dot",
+    ),
+    (
+        "POST",
+        "/v2/imagine",
+        b'{"msg": "a", "webhookOverride": "http://' + b"x" * 64 + b'.example/h"}',
+        JSON,
+        400,
+        "label of 64",
+    ),
+    (
+        "POST",
+        "/v2/imagine",
+        b'{"msg": "a", "webhookOverride": "http://a b.example/h"}',
+        JSON,
+        400,
+        "space",
+    ),
     # button
     ("POST", "/v2/button", b"{}", JSON, 400, "'buttonMessageId' is missing"),
     ("POST", "/v2/button", b'{"buttonMessageId": "x"}', JSON, 400, "'button' is missing"),
@@ -131,3 +193,32 @@ async def test_button_on_a_failed_job_is_refused(client: Client) -> None:
     )
     assert response.status == 400
     assert (await response.json())["code"] == "BUTTON_NOT_FOUND"
+
+
+@pytest.mark.parametrize("name", ["gzip", "deflate", "br", "zstd"])
+async def test_a_compressed_body_is_read(client: Client, name: str) -> None:
+    raw = json.dumps({"msg": "a compressed cat"}).encode()
+    if name == "gzip":
+        body = gzip.compress(raw)
+    elif name == "deflate":
+        body = zlib.compress(raw)
+    elif name == "br":
+        body = brotli.compress(raw)
+    else:
+        body = zstd.compress(raw)
+    response = await client.post(
+        "/v2/imagine", data=body, headers={**JSON, "Content-Encoding": name}
+    )
+    assert response.status == 200, await response.text()
+    done = await wait_done(client, (await response.json())["messageId"])
+    assert done["content"] == "a compressed cat"
+
+
+async def test_a_lying_encoding_logs_no_traceback(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await client.post(
+        "/v2/imagine", data=b'{"msg": "a"}', headers={**JSON, "Content-Encoding": "gzip"}
+    )
+    assert response.status == 400
+    assert not [r for r in caplog.records if r.exc_info or r.levelname == "ERROR"]

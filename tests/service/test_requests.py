@@ -119,7 +119,13 @@ async def test_queue_full_is_429(make_client: ClientFactory) -> None:
     await submit(client, "three")
     response = await client.post("/v2/imagine", json={"msg": "four"})
     assert response.status == 429
-    assert await response.json() == {"success": False, "msg": "QUEUE_FULL", "code": "QUEUE_FULL"}
+    assert response.headers["Retry-After"] == "60"
+    assert await response.json() == {
+        "success": False,
+        "msg": "The queue is full: 2 jobs are waiting and the limit is 2. Try again in a minute.",
+        "code": "QUEUE_FULL",
+        "retryAfter": 60,
+    }
 
 
 async def test_progress_queue_position_and_incomplete(make_client: ClientFactory) -> None:

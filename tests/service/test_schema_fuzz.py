@@ -1,5 +1,8 @@
 """schemathesis against /openapi.json: no 5xx, and every response matches the documented schema.
 
+It draws bodies, query strings, path parameters and the documented headers (Content-Encoding with
+any value, on top of a JSON body that is not compressed).
+
 The service runs as a subprocess on loopback. Image URLs and webhooks are limited to a host list that
 refuses everything (IMAGINE_URL_HOSTS), so generated links are refused before any connection is tried.
 """
@@ -34,7 +37,8 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("fuzz")
     env = {**os.environ, "IMAGINE_DATA_DIR": str(data), "IMAGINE_PORT": str(port), "IMAGINE_API_TOKENS": TOKEN,
            "IMAGINE_PLACEHOLDER_SECONDS": "3600", "IMAGINE_URL_HOSTS": "refused.invalid",
-           "IMAGINE_RATE_PER_TOKEN": "0", "IMAGINE_RATE_PER_USER": "0"}  # fmt: skip
+           "IMAGINE_RATE_PER_TOKEN": "0", "IMAGINE_RATE_PER_USER": "0",
+           "IMAGINE_SHUTDOWN_GRACE": "0"}  # fmt: skip
     log = (Path(data) / "service.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "imagine", "serve"], env=env, stdout=log, stderr=log

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -117,14 +118,31 @@ async def test_a_pending_webhook_survives_a_restart(make_client: ClientFactory) 
         await receiver.server.close()
 
 
-async def test_an_unusable_webhook_url_does_not_stop_the_others(make_client: ClientFactory) -> None:
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("a" * 64 + ".example", "label of 64 characters"),
+        ("203.0.113.9.", "cannot end with a dot"),
+        ("exa mple.com", "has a space"),
+        ("a..example", "empty label"),
+    ],
+)
+async def test_a_webhook_url_that_can_never_be_delivered_is_refused_at_submission(
+    make_client: ClientFactory, host: str, problem: str
+) -> None:
     receiver = Receiver()
     await receiver.server.start_server()
     try:
         client = await make_client()
-        # a host label over 63 characters: IDNA refuses it before any look-up, on every try
-        bad = await submit(client, "a moth", webhookOverride=f"http://{'a' * 64}.example/hook")
-        await wait_done(client, bad["messageId"])
+        response = await client.post(
+            "/v2/imagine", json={"msg": "a moth", "webhookOverride": f"http://{host}/hook"}
+        )
+        body = await response.json()
+        assert response.status == 400, body
+        assert body["code"] == "INVALID_LINK"
+        assert "webhookOverride" in body["msg"]
+        assert problem in body["msg"]
+        assert (await (await client.get("/v2/info")).json())["queued"] == 0  # nothing was taken
         good = await submit(client, "a lamp", webhookOverride=receiver.url)
         await wait_done(client, good["messageId"])
         await _until(lambda: receiver.bodies)
@@ -178,3 +196,42 @@ async def test_the_sender_stops_when_a_wake_comes_with_the_shutdown(tmp_path: Pa
             assert task.cancelled()
     finally:
         await store.close()
+
+
+async def test_a_hanging_receiver_with_32_deliveries_holds_up_nobody_else(
+    make_client: ClientFactory,
+) -> None:
+    """One --repeat 32 to a peer that accepts connections and never answers: it holds only its
+    own origin's slots, so an unrelated job's webhook still arrives at once."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.read()  # until the sender gives up and hangs up
+
+    hanging = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = hanging.sockets[0].getsockname()[1]
+    fast = Receiver()
+    await fast.server.start_server()
+    try:
+        client = await make_client(rate_per_user=0)
+        burst = await submit(
+            client, "a lantern --repeat 32", webhookOverride=f"http://127.0.0.1:{port}/hook"
+        )
+        assert len(burst["messageIds"]) == 32
+        for message_id in burst["messageIds"]:
+            await wait_done(client, message_id, timeout=60)
+        await _until(lambda: held)  # the hanging peer is holding deliveries now
+        other = await submit(client, "an unrelated kite", webhookOverride=fast.url)
+        await wait_done(client, other["messageId"])
+        finished = asyncio.get_running_loop().time()
+        await _until(lambda: fast.bodies, timeout=10.0)
+        waited = asyncio.get_running_loop().time() - finished
+        assert waited < 2.0, f"the unrelated webhook came {waited:.1f} s after its job finished"
+        assert json.loads(fast.bodies[0][0])["originatingMessageId"] == other["messageId"]
+        assert len(held) <= 4  # the hanging origin never had more than its own slots
+    finally:
+        for writer in held:
+            writer.close()
+        hanging.close()
+        await fast.server.close()

@@ -1,0 +1,80 @@
+"""Image prompts: fetched once at submission, checked, and kept under a name made from their bytes.
+
+A restart must not need the link again, so every input is stored before its job is. The same
+image sent by many requests at once (links that differ only in a query string) is decoded and
+written once; the others wait for that write and then read the whole file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+from pathlib import Path
+
+import aiohttp
+
+from imagine import images
+from imagine.codes import ResultCode
+from imagine.errors import DISK_FULL, ServiceError, is_disk_full, unavailable
+from imagine.fetch import FetchError, fetch_bytes
+from imagine.netguard import UrlPolicy
+
+
+class Inputs:
+    def __init__(
+        self, folder: Path, session: aiohttp.ClientSession, policy: UrlPolicy, max_bytes: int
+    ) -> None:
+        self.folder = folder
+        self._session = session
+        self._policy = policy
+        self._max_bytes = max_bytes
+        self._decoding = asyncio.Semaphore(2)  # a few at once: each may take hundreds of MB
+        self._storing: dict[str, asyncio.Task[None]] = {}
+
+    async def fetch(self, urls: list[str]) -> dict[str, str]:
+        """Fetch each distinct URL once and keep it; the stored name of each."""
+        names: dict[str, str] = {}
+        for url in dict.fromkeys(urls):
+            try:
+                data = await fetch_bytes(
+                    self._session, url, max_bytes=self._max_bytes, policy=self._policy
+                )
+            except FetchError as exc:
+                raise ServiceError(400, ResultCode.INVALID_LINK, str(exc)) from None
+            name = hashlib.sha256(data).hexdigest()[:32] + ".png"
+            task = self._storing.get(name)
+            if task is None:
+                if (self.folder / name).exists():
+                    names[url] = name
+                    continue
+                # its own task: a client that hangs up must not stop a write others wait for
+                task = asyncio.create_task(self._write(url, name, data))
+                self._storing[name] = task
+                task.add_done_callback(functools.partial(self._written, name))
+            await asyncio.shield(task)
+            names[url] = name
+        return names
+
+    def _written(self, name: str, task: asyncio.Task[None]) -> None:
+        self._storing.pop(name, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here too, in case every waiter went away
+
+    async def _write(self, url: str, name: str, data: bytes) -> None:
+        async with self._decoding:
+            try:
+                image = await asyncio.to_thread(images.decode, data)
+            except ValueError as exc:
+                raise ServiceError(
+                    400, ResultCode.INVALID_LINK, f"The link {url} cannot be used: {exc}."
+                ) from None
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                await asyncio.to_thread(images.save_png, image, self.folder / name)
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise unavailable(
+                        f"{DISK_FULL}, so the image from {url} cannot be kept."
+                    ) from None
+                raise

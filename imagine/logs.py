@@ -1,0 +1,62 @@
+"""Logging for the service's and the bot's processes: one line per event, whatever users send.
+
+Prompts, ``ref`` users, URLs and error texts reach log lines as arguments. A CR or LF in one of
+them would forge whole log lines, so every argument's control characters are escaped (``\\n``,
+``\\r``, ``\\x1b``, ``\\u2028``) when the record is made: before any handler, formatter or
+capture sees it. The standard library has no switch for this, so it is the few lines below.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from typing import Any
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def escape(text: str) -> str:
+    """``text`` with line breaks and other control characters written as escapes."""
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char.isprintable() or char == " ":
+            out.append(char)
+        elif unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in "\x85":
+            out.append(char.encode("unicode_escape").decode("ascii"))
+        else:  # format characters (zero-width, bidi) are kept visible too
+            out.append(f"\\u{ord(char):04x}")
+    return "".join(out)
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value  # %d and %.1f still work
+    text = value if isinstance(value, str) else str(value)
+    return escape(text)
+
+
+def install_escaping() -> None:
+    """Escape the arguments of every log record made from now on, in this process."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "escapes", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if isinstance(record.args, dict):
+            record.args = {key: _escaped(value) for key, value in record.args.items()}
+        elif record.args:
+            record.args = tuple(_escaped(value) for value in record.args)
+        if isinstance(record.msg, str):
+            record.msg = escape(record.msg) if not record.args else record.msg
+        return record
+
+    factory.escapes = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+def configure(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format=_FORMAT)
+    install_escaping()
