@@ -12,6 +12,7 @@ from bot.delivery import Deliveries
 from bot.embedded import ServiceEndpoint, start_embedded
 from bot.limits import JobLimiter
 from bot.pending import PendingStore
+from bot.pressed import PressedButtons
 from bot.settings import BotSettings
 from bot.tree import ImagineTree
 
@@ -40,6 +41,7 @@ class ImagineBot(commands.Bot):
         self._store: PendingStore | None = None
         self._deliveries: Deliveries | None = None
         self._limiter: JobLimiter | None = None
+        self._pressed: PressedButtons | None = None
 
     # The services cogs are given; set up in setup_hook, so reading them earlier is a bug.
     @property
@@ -57,6 +59,11 @@ class ImagineBot(commands.Bot):
         assert self._limiter is not None, "setup_hook has not run"
         return self._limiter
 
+    @property
+    def pressed(self) -> PressedButtons:
+        assert self._pressed is not None, "setup_hook has not run"
+        return self._pressed
+
     async def setup_hook(self) -> None:
         from cogs.buttons import result_view
 
@@ -68,6 +75,7 @@ class ImagineBot(commands.Bot):
         self._imagine = ImagineClient(url, token, max_unfinished=settings.max_jobs_per_user)
         await self._report_service(url)
         self._store = await PendingStore.open(settings.data_dir / "bot-pending.sqlite3")
+        self._pressed = await PressedButtons.open(settings.data_dir / "bot-pending.sqlite3")
         self._deliveries = Deliveries(self, self._imagine, self._store, settings, result_view)
         self._limiter = JobLimiter(self._imagine, self._deliveries, settings.max_jobs_per_user)
         for extension in EXTENSIONS:
@@ -129,3 +137,6 @@ class ImagineBot(commands.Bot):
         store, self._store = self._store, None
         if store is not None:
             await store.close()
+        pressed, self._pressed = self._pressed, None
+        if pressed is not None:
+            await pressed.close()

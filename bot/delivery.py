@@ -20,7 +20,15 @@ from bot.attachments import ImageKind, UnreadableImage, Upload, prepare, preview
 from bot.client import ImagineClient, ImagineError, JobProgress, JobResult, ServiceUnavailable
 from bot.errors import TOO_LONG, explain_failure
 from bot.pending import PendingJob, PendingStore
-from bot.progress import EditPacer, blocked_note, display_prompt, headline, progress_text
+from bot.progress import (
+    EditPacer,
+    blocked_note,
+    display_prompt,
+    headline,
+    no_answer_note,
+    not_started_note,
+    progress_text,
+)
 from bot.settings import BotSettings
 from bot.surface import JobSurface, Surface
 
@@ -154,36 +162,66 @@ class Deliveries:
 
     async def _wait(self, job: PendingJob, surface: Surface) -> JobResult:
         # The wait counts from when the job starts rendering: a long queue is not "too long"
-        # (the service ends every running job within its own timeout anyway).
+        # (the service ends every running job within its own timeout anyway). A job that never
+        # starts, or a service that stops answering, is never given up on: the job stays in the
+        # store and its message says so once it has waited ``queue_notice``.
         deadline: float | None = None
         pacer = EditPacer(self._settings.edit_interval)
         pacer.mark()  # the message was just created with its first status
         shown: tuple[str, str | None] | None = None
+        last: JobProgress | None = None
+        silent_since: float | None = None
+        noted = ""
         while True:
             try:
                 state = await self._imagine.message(job.job_id, NEVER_INCOMPLETE)
             except ServiceUnavailable as exc:
-                log.warning("job %s: polling failed, retrying: %s", job.job_id, exc)
+                if silent_since is None:
+                    log.warning("job %s: polling failed, retrying: %s", job.job_id, exc)
+                    silent_since = time.time()
                 state = None
             except ImagineError as exc:
                 log.warning("job %s: the service no longer knows it (%s)", job.job_id, exc.message)
                 return _failed("INTERNAL_ERROR", LOST)
+            else:
+                if silent_since is not None:
+                    log.info("job %s: the image service answers again", job.job_id)
+                silent_since = None
             if isinstance(state, JobResult):
                 return state
-            if deadline is None and isinstance(state, JobProgress) and state.status == "running":
+            if isinstance(state, JobProgress):
+                last = state
+            if deadline is None and last is not None and last.status == "running":
                 deadline = time.time() + self._settings.job_wait
             if deadline is not None and time.time() > deadline:
                 return _failed("BOT_TOOK_TOO_LONG_TO_PROCESS_YOUR_COMMAND", TOO_LONG)
-            if isinstance(state, JobProgress):
-                text = progress_text(job.prompt, job.user_id, job.button, state)
-                if (text, state.preview_url) != shown and pacer.ready():
+            note = self._stuck_note(job, last, silent_since)
+            if note != noted:
+                if note:
+                    log.warning("job %s: %s (still waiting)", job.job_id, note.strip())
+                noted = note
+            if last is not None or note:
+                text = progress_text(job.prompt, job.user_id, job.button, last) + note
+                preview_url = last.preview_url if last is not None else None
+                if (text, preview_url) != shown and pacer.ready():
                     image = None
-                    if state.preview_url and (shown is None or shown[1] != state.preview_url):
-                        image = await self._preview(job, state.preview_url)
+                    if preview_url and (shown is None or shown[1] != preview_url):
+                        image = await self._preview(job, preview_url)
                     await surface.show_progress(text, image)
-                    shown = (text, state.preview_url)
+                    shown = (text, preview_url)
                     pacer.mark()
             await asyncio.sleep(_next_poll(state, self._settings.poll_interval))
+
+    def _stuck_note(
+        self, job: PendingJob, last: JobProgress | None, silent_since: float | None
+    ) -> str:
+        """A sentence for a job that has waited too long to start, or "" when it has not."""
+        limit, now = self._settings.queue_notice, time.time()
+        if silent_since is not None and now - silent_since >= limit:
+            return no_answer_note(limit)
+        if last is not None and last.status == "queued" and now - job.created >= limit:
+            return not_started_note(limit)
+        return ""
 
     async def _preview(self, job: PendingJob, url: str) -> Upload | None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -65,26 +66,48 @@ def explain_failure(result: JobResult) -> str:
 class MissingPermissions(UserFacingError):
     """The bot lacks channel permissions it needs to post a result; the message names them."""
 
-    def __init__(self, missing: list[str]) -> None:
+    def __init__(self, missing: list[str], *, in_thread: bool = False) -> None:
         self.missing_permissions = missing
-        super().__init__(missing_permissions_sentence(missing))
+        super().__init__(missing_permissions_sentence(missing, in_thread=in_thread))
 
 
-def missing_permissions_sentence(missing: list[str]) -> str:
-    names = [name.replace("_", " ").replace("guild", "server").title() for name in missing]
+_SHOWN_AS = {"send_messages_in_threads": "Send Messages in Threads"}
+"""Names as Discord's server settings show them, where title case gets them wrong."""
+
+
+def missing_permissions_sentence(missing: list[str], *, in_thread: bool = False) -> str:
+    names = [
+        _SHOWN_AS.get(name) or name.replace("_", " ").replace("guild", "server").title()
+        for name in missing
+    ]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     noun = "permission" if len(names) == 1 else "permissions"
-    return f"I can't post results here: I need the {listed} {noun} in this channel."
+    # A thread has no permission settings of its own: they are its channel's.
+    where = "the channel of this thread" if in_thread else "this channel"
+    return f"I can't post results here: I need the {listed} {noun} in {where}."
 
 
 NEEDED_TO_POST = ("view_channel", "send_messages", "attach_files", "read_message_history")
+NEEDED_IN_THREADS = (
+    "view_channel",
+    "send_messages_in_threads",  # Discord's permission for posting in threads, not send_messages
+    "attach_files",
+    "read_message_history",
+)
 
 
-def check_can_post(permissions: discord.Permissions) -> None:
+def check_can_post(permissions: discord.Permissions, *, in_thread: bool = False) -> None:
     """Raise MissingPermissions unless the bot may post a result (a reply with a file) here."""
-    missing = [name for name in NEEDED_TO_POST if not getattr(permissions, name)]
+    needed = NEEDED_IN_THREADS if in_thread else NEEDED_TO_POST
+    missing = [name for name in needed if not getattr(permissions, name)]
     if missing:
-        raise MissingPermissions(missing)
+        raise MissingPermissions(missing, in_thread=in_thread)
+
+
+def check_interaction_can_post(interaction: discord.Interaction[Any]) -> None:
+    """check_can_post for where the interaction happened: a channel or a thread."""
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    check_can_post(interaction.app_permissions, in_thread=in_thread)
 
 
 def user_message(error: BaseException) -> str:

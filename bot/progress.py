@@ -86,6 +86,34 @@ def status_line(state: JobProgress | None) -> str:
     return f"({state.progress}%) {bar(state.progress)}"
 
 
+def duration(seconds: float) -> str:
+    """``90`` → "1.5 minutes": how long, in the unit a reader expects."""
+    if seconds < 60:
+        amount, unit = seconds, "second"
+    elif seconds < 2 * 3600:
+        amount, unit = seconds / 60, "minute"
+    else:
+        amount, unit = seconds / 3600, "hour"
+    amount = round(amount, 1) if amount < 10 else round(amount)
+    return f"{amount:g} {unit}{'' if amount == 1 else 's'}"
+
+
+def not_started_note(seconds: float) -> str:
+    """The line added to a job's message when the service has queued it for too long."""
+    return (
+        f"\nThe image service has not started this job after {duration(seconds)}; it is still "
+        "queued, and the result will be posted here when it is done."
+    )
+
+
+def no_answer_note(seconds: float) -> str:
+    """The line added to a job's message when the service has not answered for too long."""
+    return (
+        f"\nThe image service has not answered for {duration(seconds)}; the bot keeps asking, "
+        "and the result will be posted here when it is done."
+    )
+
+
 def progress_text(prompt: str, user_id: int, button: str, state: JobProgress | None) -> str:
     return f"{headline(prompt, user_id, button)} {status_line(state)}"
 

@@ -81,6 +81,12 @@ class BotSettings:
     """Life of an interaction token; after it the result is posted as a channel message."""
     job_wait: float = 30 * 60.0
     """Seconds the bot waits for one job before telling the user it took too long."""
+    queue_notice: float = 10 * 60.0
+    """Seconds a job may wait to start before its message says the service has not started it."""
+    login_retry_first: float = 5.0
+    """Seconds before the second try when Discord cannot be reached at start; doubles each try."""
+    login_retry_max: float = 5 * 60.0
+    """The longest wait between two tries to reach Discord."""
     data_dir: Path = Path("data")
     """Where the list of deliveries still to post is kept across restarts."""
     discord_api_base: str = ""
@@ -118,6 +124,9 @@ class BotSettings:
             upload_limit=_whole(env, "BOT_UPLOAD_LIMIT", 8 * MIB, 16 * 1024, 100 * MIB),
             interaction_ttl=_number(env, "BOT_INTERACTION_TTL", 15 * 60.0, 1.0, 15 * 60.0),
             job_wait=_number(env, "BOT_JOB_WAIT", 30 * 60.0, 1.0, 7 * 24 * 3600.0),
+            queue_notice=_number(env, "BOT_QUEUE_NOTICE", 10 * 60.0, 0.01, 7 * 24 * 3600.0),
+            login_retry_first=_number(env, "BOT_LOGIN_RETRY_FIRST", 5.0, 0.01, 3600.0),
+            login_retry_max=_number(env, "BOT_LOGIN_RETRY_MAX", 5 * 60.0, 0.01, 24 * 3600.0),
             data_dir=Path(data_dir or "data"),
             discord_api_base=env.get("DISCORD_API_BASE", "").strip().rstrip("/"),
             discord_gateway_url=env.get("DISCORD_GATEWAY_URL", "").strip(),

@@ -2,19 +2,22 @@
 
 A job's message is either the interaction's own response (edited through the interaction
 token, which lives 15 minutes) or a channel message the bot posted (edited with the bot token,
-forever). Once the token is dead, a result is posted as a fresh channel message that replies to
-the progress message, and failures are told in the channel with a mention instead of privately.
+forever). Once the token is dead, progress goes on in the interaction's response with the bot
+token (it is the bot's own public message); a result is posted as a fresh channel message that
+replies to it (a ping, where an edit would not notify), failures are told in the channel with a
+mention instead of privately, and the old message then says where they went.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 import discord
 
 from bot.attachments import Upload
 from bot.pending import PendingJob
+from bot.progress import headline
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,22 @@ class JobSurface:
             self._client._connection,
         )
 
+    async def _edit(self, message_id: int, **fields: Any) -> discord.Message:
+        """Edit the job's message: through the interaction token while it lives, else with the
+        bot token (the interaction's public response is the bot's own message, as a channel
+        message is)."""
+        if self.job.message_via_token and self.token_usable:
+            try:
+                return await self._webhook().edit_message(message_id, **fields)
+            except discord.HTTPException as exc:
+                if not is_gone(exc):
+                    raise
+                self._token_dead = True
+                log.info(
+                    "job %s: interaction token expired; editing with the bot token", self.job.job_id
+                )
+        return await self._channel.get_partial_message(message_id).edit(**fields)
+
     async def show_progress(self, content: str, preview: Upload | None) -> None:
         """Edit the progress message; cosmetic, so any failure is logged and ignored."""
         message_id = self.job.message_id
@@ -66,19 +85,10 @@ class JobSurface:
             return
         attachments = [preview.file()] if preview is not None else discord.utils.MISSING
         try:
-            if self.job.message_via_token:
-                if not self.token_usable:
-                    return
-                await self._webhook().edit_message(
-                    message_id, content=content, attachments=attachments, allowed_mentions=NOBODY
-                )
-            else:
-                await self._channel.get_partial_message(message_id).edit(
-                    content=content, attachments=attachments, allowed_mentions=NOBODY
-                )
+            await self._edit(
+                message_id, content=content, attachments=attachments, allowed_mentions=NOBODY
+            )
         except discord.HTTPException as exc:
-            if self.job.message_via_token and is_gone(exc):
-                self._token_dead = True
             log.warning(
                 "job %s: progress edit failed (%s %s)", self.job.job_id, exc.status, exc.text
             )
@@ -121,6 +131,7 @@ class JobSurface:
             reference=self._reference(),
             allowed_mentions=USERS_ONLY,
         )
+        await self._point_to(posted.id, "The result is in a new message:")
         return posted.id
 
     async def fail(self, sentence: str) -> None:
@@ -144,7 +155,30 @@ class JobSurface:
                 return
             except discord.NotFound:
                 pass
-        await self._channel.send(text, reference=self._reference(), allowed_mentions=USERS_ONLY)
+        posted = await self._channel.send(
+            text, reference=self._reference(), allowed_mentions=USERS_ONLY
+        )
+        await self._point_to(posted.id, "It failed; the reason is in a new message:")
+
+    async def _point_to(self, posted_id: int, words: str) -> None:
+        """After the token's 15 minutes the interaction's response would stay frozen at its last
+        progress beside the news: say in it (with the bot token) where the news went."""
+        message_id = self.job.message_id
+        if message_id is None or not self.job.message_via_token or message_id == posted_id:
+            return
+        link = self._channel.get_partial_message(posted_id).jump_url
+        text = f"{headline(self.job.prompt, self.job.user_id, self.job.button)} ({words} {link})"
+        try:
+            await self._channel.get_partial_message(message_id).edit(
+                content=text, attachments=[], view=None, allowed_mentions=NOBODY
+            )
+        except discord.HTTPException as exc:
+            log.warning(
+                "job %s: could not update the old progress message (%s %s)",
+                self.job.job_id,
+                exc.status,
+                exc.text,
+            )
 
     async def _remove_progress_message(self) -> None:
         message_id = self.job.message_id

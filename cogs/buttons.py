@@ -16,7 +16,7 @@ import discord
 from discord.ext import commands
 
 from bot.client import ImagineError, JobRef
-from bot.errors import UserFacingError, check_can_post, explain_refusal, user_message
+from bot.errors import UserFacingError, check_interaction_can_post, explain_refusal, user_message
 from bot.pending import PendingJob
 from bot.progress import progress_text
 from bot.tree import log_failure, reply_privately
@@ -111,11 +111,15 @@ def result_view(
 
 
 def view_with_pressed(
-    components: Sequence[discord.Component], button_message_id: str, button: str
+    components: Sequence[discord.Component],
+    button_message_id: str,
+    button: str,
+    also: Iterable[str] = (),
 ) -> discord.ui.View:
-    """The clicked message's buttons again, with ``button`` turned blue."""
+    """The clicked message's buttons again, with ``button`` and ``also`` turned blue (and any
+    that were blue already)."""
     labels: list[str] = []
-    pressed = {button}
+    pressed = {button, *also}
     for row in components:
         for child in getattr(row, "children", ()):
             if not isinstance(child, discord.Button) or child.custom_id is None:
@@ -138,7 +142,7 @@ def prompt_of(content: str) -> str:
 async def press(
     bot: ImagineBot, interaction: discord.Interaction[Any], button_message_id: str, button: str
 ) -> None:
-    check_can_post(interaction.app_permissions)
+    check_interaction_can_post(interaction)
     await (
         interaction.response.defer()
     )  # acknowledge within Discord's 3 s; the result is a new message
@@ -151,7 +155,7 @@ async def press(
             submitted = await bot.imagine.button(button_message_id, button, ref)
         except ImagineError as exc:
             if exc.code == "ALREADY_REQUESTED_UPSCALE":
-                await _mark_pressed(interaction, clicked, button_message_id, button)
+                await _mark_pressed(bot, interaction, clicked, button_message_id, button)
             raise UserFacingError(explain_refusal(exc)) from exc
         log.info(
             "job %s: %s pressed on %s by user %s",
@@ -161,7 +165,7 @@ async def press(
             user.id,
         )
         if is_upscale(button):
-            await _mark_pressed(interaction, clicked, button_message_id, button)
+            await _mark_pressed(bot, interaction, clicked, button_message_id, button)
         prompt = prompt_of(clicked.content)
         channel = bot.get_partial_messageable(channel_id, guild_id=interaction.guild_id)
         jobs = [
@@ -193,17 +197,21 @@ async def press(
 
 
 async def _mark_pressed(
+    bot: ImagineBot,
     interaction: discord.Interaction[Any],
     clicked: discord.Message,
     button_message_id: str,
     button: str,
 ) -> None:
-    try:
-        await interaction.edit_original_response(
-            view=view_with_pressed(clicked.components, button_message_id, button)
-        )
-    except discord.HTTPException as exc:
-        log.warning("could not turn %s blue on message %s: %s", button, clicked.id, exc.status)
+    # clicked.components is Discord's snapshot from the click: a press made just before this
+    # one is not in it yet. The blue ones are every press recorded on this result.
+    async with bot.pressed.editing(button_message_id):
+        used = await bot.pressed.add(button_message_id, button)
+        view = view_with_pressed(clicked.components, button_message_id, button, used)
+        try:
+            await interaction.edit_original_response(view=view)
+        except discord.HTTPException as exc:
+            log.warning("could not turn %s blue on message %s: %s", button, clicked.id, exc.status)
 
 
 class Buttons(commands.Cog):

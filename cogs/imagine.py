@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import JobRef, Submitted
-from bot.errors import UserFacingError, check_can_post
+from bot.errors import UserFacingError, check_interaction_can_post
 from bot.pending import PendingJob
 from bot.progress import progress_text
 
@@ -70,7 +70,7 @@ class Imagine(commands.Cog):
         prompt: app_commands.Range[str, 1, 1500],
         image: discord.Attachment | None = None,
     ) -> None:
-        check_can_post(interaction.app_permissions)
+        check_interaction_can_post(interaction)
         msg = compose_msg(prompt, image)
         await interaction.response.defer(thinking=True)  # Discord's 3 s deadline
         await self._submit(
@@ -100,7 +100,7 @@ class Imagine(commands.Cog):
         image5: discord.Attachment | None = None,
         dimensions: app_commands.Choice[str] | None = None,
     ) -> None:
-        check_can_post(interaction.app_permissions)
+        check_interaction_can_post(interaction)
         images = [i for i in (image1, image2, image3, image4, image5) if i is not None]
         urls = [check_image(image) for image in images]
         shape = dimensions.value if dimensions is not None else "square"

@@ -138,7 +138,7 @@ def make_commands(bot: FakeBot) -> list[app_commands.Command[Any, Any, Any]]:
     @app_commands.describe(size="bytes to attach", length="characters of content")
     async def post(interaction: discord.Interaction[Any], size: int = 0, length: int = 10) -> None:
         await interaction.response.defer(ephemeral=True)
-        assert isinstance(interaction.channel, discord.TextChannel)
+        assert isinstance(interaction.channel, discord.TextChannel | discord.Thread)
         files = [discord.File(io.BytesIO(b"x" * size), "blob.bin")] if size else []
         try:
             await interaction.channel.send("p" * length, files=files)
@@ -497,6 +497,34 @@ async def test_a_channel_without_send_permission_refuses_posts(
     assert error.code == 50013
     assert int(inter.payload["app_permissions"]) & (1 << 11) == 0
     await fd.wait_for(lambda: inter.original and inter.original["content"] == "could not post")
+
+
+async def test_a_thread_takes_send_messages_in_threads_not_send_messages(
+    fake_discord: FakeDiscord, bot: FakeBot
+) -> None:
+    fd = fake_discord
+    send, in_threads = 1 << 11, 1 << 38
+    everything = (1 << 53) - 1
+    announcements = fd.add_channel("announcements", permissions=everything & ~send)
+    discussion = fd.add_thread(announcements["id"], "discussion")
+    await fd.wait_for(lambda: bot.get_channel(int(discussion["id"])))  # THREAD_CREATE arrived
+    inter = await fd.slash("post", channel_id=discussion["id"])
+    await fd.wait_for(lambda: inter.original and inter.original["content"] == "posted")
+    assert inter.payload["channel"]["type"] == 11  # the interaction happened in a thread
+    assert int(inter.payload["app_permissions"]) & (send | in_threads) == in_threads
+    [post] = [m for m in fd.messages(discussion["id"]) if m["content"] == "p" * 10]
+    assert post["channel_id"] == discussion["id"]
+
+    closed = fd.add_thread(fd.add_channel("quiet", everything & ~in_threads)["id"], "closed")
+    await fd.wait_for(lambda: bot.get_channel(int(closed["id"])))
+    inter = await fd.slash("post", channel_id=closed["id"])
+    error = await fd.wait_for(lambda: bot.outcomes.get("post"))
+    assert isinstance(error, discord.Forbidden)
+    assert error.code == 50013
+    await fd.wait_for(lambda: inter.original and inter.original["content"] == "could not post")
+    [refusal] = fd.errors
+    assert refusal["path"] == f"/channels/{closed['id']}/messages"
+    fd.errors.remove(refusal)
 
 
 # --- gateway and transport faults ------------------------------------------------------------

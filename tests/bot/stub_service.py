@@ -54,6 +54,8 @@ class StubService:
     images: dict[str, bytes] = field(default_factory=dict)
     info_answer: dict[str, Any] = field(default_factory=dict)
     counter: int = 0
+    down: bool = False
+    """True: GET /v2/message answers 503, as a service whose store has gone away."""
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._record])
@@ -150,6 +152,8 @@ class StubService:
         )
 
     async def _message(self, request: web.Request) -> web.Response:
+        if self.down:
+            return web.json_response({"success": False, "msg": "Unavailable."}, status=503)
         job_id = request.match_info["id"]
         script = self.states.get(job_id)
         if not script:

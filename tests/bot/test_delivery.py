@@ -19,6 +19,7 @@ from bot.client import ImagineClient
 from bot.delivery import LOST, Deliveries
 from bot.errors import TOO_LONG
 from bot.pending import PendingJob, PendingStore
+from bot.progress import no_answer_note, not_started_note
 from bot.settings import BotSettings
 from cogs.buttons import result_view
 from tests.bot.stub_service import UPSCALE_BUTTONS, StubService, png_bytes
@@ -268,3 +269,65 @@ async def test_time_in_the_queue_does_not_count_as_too_long(
 
     assert h.surface.failures == []
     assert len(h.surface.finished) == 1
+
+
+async def shown(h: Harness, words: str, timeout: float = 5.0) -> str:
+    """The first progress text containing ``words``, once the delivery has shown it."""
+    async with asyncio.timeout(timeout):
+        while True:
+            for text, _ in h.surface.progress:
+                if words in text:
+                    return text
+            await asyncio.sleep(0.01)
+
+
+async def test_a_job_that_never_starts_is_told_and_kept(stub: StubService, make: object) -> None:
+    h: Harness = await make(queue_notice=0.2)  # type: ignore[operator]
+    stub.states["stuck"] = [{"progress": 0, "status": "queued", "queuePosition": 0}]
+
+    await h.deliveries.start(job("stuck"))
+    text = await shown(h, "has not started")
+
+    assert text == (
+        "**a red square** - <@42> (Waiting to start: next in the queue)\n"
+        "The image service has not started this job after 0.2 seconds; it is still queued, "
+        "and the result will be posted here when it is done."
+    )
+    assert not_started_note(600) == (
+        "\nThe image service has not started this job after 10 minutes; it is still queued, "
+        "and the result will be posted here when it is done."
+    )
+    await asyncio.sleep(0.1)
+    assert h.surface.failures == []
+    assert [p.job_id for p in await h.store.all()] == ["stuck"]  # kept: a restart resumes it
+    assert h.deliveries.in_flight(42) == 1  # and it is still being polled
+
+    stub.finish("stuck", image=png_bytes((64, 64)))  # the service comes back to life
+    await h.deliveries.wait_idle()
+    assert len(h.surface.finished) == 1
+    assert await h.store.all() == []
+
+
+async def test_a_service_that_stops_answering_is_told_and_the_job_kept(
+    stub: StubService, make: object
+) -> None:
+    h: Harness = await make(queue_notice=0.2)  # type: ignore[operator]
+    stub.states["quiet"] = [{"progress": 0, "status": "queued", "queuePosition": 2}]
+    stub.down = True
+
+    await h.deliveries.start(job("quiet"))
+    text = await shown(h, "has not answered")
+
+    assert text.endswith(no_answer_note(0.2))
+    assert no_answer_note(0.2) == (
+        "\nThe image service has not answered for 0.2 seconds; the bot keeps asking, "
+        "and the result will be posted here when it is done."
+    )
+    assert h.surface.failures == []
+    assert [p.job_id for p in await h.store.all()] == ["quiet"]
+
+    stub.down = False
+    stub.finish("quiet", image=png_bytes((64, 64)))
+    await h.deliveries.wait_idle()
+    assert len(h.surface.finished) == 1
+    assert await h.store.all() == []

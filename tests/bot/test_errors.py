@@ -64,3 +64,23 @@ def test_missing_permissions_are_named() -> None:
     check_can_post(allowed | discord.Permissions(attach_files=True))
     with pytest.raises(MissingPermissions, match="Send Messages and Attach Files permissions"):
         check_can_post(discord.Permissions(view_channel=True, read_message_history=True))
+
+
+def test_threads_need_send_messages_in_threads_not_send_messages() -> None:
+    in_threads = discord.Permissions(
+        view_channel=True,
+        send_messages_in_threads=True,
+        attach_files=True,
+        read_message_history=True,
+    )
+    check_can_post(in_threads, in_thread=True)  # Send Messages is not needed in a thread
+    with pytest.raises(MissingPermissions, match="Send Messages permission in this channel"):
+        check_can_post(in_threads)
+    channel_only = in_threads | discord.Permissions(send_messages=True)
+    channel_only.send_messages_in_threads = False
+    with pytest.raises(MissingPermissions) as caught:
+        check_can_post(channel_only, in_thread=True)
+    assert caught.value.message == (
+        "I can't post results here: I need the Send Messages in Threads permission in the "
+        "channel of this thread."
+    )

@@ -1,7 +1,9 @@
-"""The pending-delivery store (real SQLite) and the per-user job limit."""
+"""The pending-delivery store and the pressed-button record (real SQLite), and the per-user job
+limit."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import discord
@@ -12,6 +14,7 @@ from bot.delivery import Deliveries
 from bot.errors import UserFacingError
 from bot.limits import JobLimiter
 from bot.pending import PendingJob, PendingStore
+from bot.pressed import PressedButtons
 from bot.settings import BotSettings
 from cogs.buttons import result_view
 from tests.bot.stub_service import StubService
@@ -57,3 +60,25 @@ async def test_limit_counts_the_services_unfinished_jobs(
                 pass
     finally:
         await store.close()
+
+
+async def test_pressed_buttons_are_kept_and_edits_are_taken_in_turn(tmp_path: Path) -> None:
+    path = tmp_path / "p.sqlite3"
+    pressed = await PressedButtons.open(path)
+    seen: list[frozenset[str]] = []
+
+    async def press(button: str) -> None:
+        async with pressed.editing("grid1"):
+            used = await pressed.add("grid1", button)
+            await asyncio.sleep(0.01)  # an edit on Discord, while the other press waits
+            seen.append(used)
+
+    await asyncio.gather(press("U1"), press("U2"))
+    assert seen[-1] == {"U1", "U2"}  # the last edit written knows both presses
+    assert await pressed.add("grid2", "U4") == {"U4"}  # results are apart
+    assert pressed._locks == {}  # nothing kept in memory once nobody is editing
+    await pressed.close()
+
+    reopened = await PressedButtons.open(path)  # a restart
+    assert await reopened.add("grid1", "U3") == {"U1", "U2", "U3"}
+    await reopened.close()

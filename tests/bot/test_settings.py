@@ -17,6 +17,8 @@ def test_defaults_with_only_a_token() -> None:
     assert settings.max_jobs_per_user == 3
     assert settings.upload_limit == 8 * MIB
     assert settings.data_dir == Path("data")
+    assert settings.queue_notice == 600.0  # told within the interaction token's 15 minutes
+    assert (settings.login_retry_first, settings.login_retry_max) == (5.0, 300.0)
 
 
 def test_missing_token_says_where_to_get_one() -> None:
@@ -37,6 +39,9 @@ def test_every_variable_is_read() -> None:
             "IMAGINE_DATA_DIR": "/srv/data",
             "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10/",
             "DISCORD_GATEWAY_URL": "ws://127.0.0.1:9/gateway",
+            "BOT_QUEUE_NOTICE": "120",
+            "BOT_LOGIN_RETRY_FIRST": "1",
+            "BOT_LOGIN_RETRY_MAX": "60",
         }
     )
     assert settings.guild_ids == (123, 456)
@@ -46,6 +51,8 @@ def test_every_variable_is_read() -> None:
     assert settings.data_dir == Path("/srv/data")
     assert settings.discord_api_base == "http://127.0.0.1:9/api/v10"
     assert settings.discord_gateway_url == "ws://127.0.0.1:9/gateway"
+    assert settings.queue_notice == 120.0
+    assert (settings.login_retry_first, settings.login_retry_max) == (1.0, 60.0)
 
 
 @pytest.mark.parametrize(
@@ -56,6 +63,8 @@ def test_every_variable_is_read() -> None:
         ("MAX_JOBS_PER_USER", "0", "between 1 and 1000"),
         ("MAX_JOBS_PER_USER", "2.5", "whole number"),
         ("IMAGINE_API_URL", "imagine.example", "http://"),
+        ("BOT_LOGIN_RETRY_MAX", "0", "between"),
+        ("BOT_QUEUE_NOTICE", "soon", "must be a number"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, words: str) -> None:

@@ -49,6 +49,11 @@ async def image(fake: FakeDiscord, message: JSON) -> tuple[Image.Image, JSON]:
     return picture, attachment
 
 
+def saying(message: JSON | None, words: str) -> JSON | None:
+    """The message once its content has ``words`` (for ``fake.wait_for``)."""
+    return message if message is not None and words in message["content"] else None
+
+
 def is_ephemeral(message: JSON) -> bool:
     return bool(int(message.get("flags") or 0) & EPHEMERAL)
 

@@ -129,6 +129,26 @@ async def test_a_second_u2_is_refused_privately(fake: FakeDiscord, grid: dict[st
     assert button(fake.message(message["id"]), "U2")["style"] == PRIMARY
 
 
+async def test_quick_u_presses_leave_every_pressed_u_blue(
+    fake: FakeDiscord, bot: BotProcess
+) -> None:
+    user = fake.add_user("quick")
+    inter = await fake.slash("imagine", {"prompt": "two quick hands"}, user=user)
+    grid = await finished_original(fake, inter)
+    # Both clicks carry the grid as it was (no U blue yet), as Discord sends it at click time.
+    await fake.click(grid["id"], button(grid, "U1")["custom_id"], user=user)
+    await fake.click(grid["id"], button(grid, "U2")["custom_id"], user=user)
+    await reply_to(fake, grid["id"])
+    await reply_to(fake, grid["id"], after=1)  # both results posted: both marks were made
+    now = fake.message(grid["id"])
+    assert [button(now, u)["style"] for u in ("U1", "U2", "U3", "U4")] == [
+        PRIMARY,
+        PRIMARY,
+        SECONDARY,
+        SECONDARY,
+    ]
+
+
 async def test_v3_posts_a_new_grid(fake: FakeDiscord, grid: dict[str, Any]) -> None:
     message = grid["message"]
     await fake.click(message["id"], button(message, "V3")["custom_id"])

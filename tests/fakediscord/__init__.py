@@ -12,7 +12,9 @@ the real discord.py connects to, for end-to-end tests of the bot without a Disco
 Rules enforced, with Discord's error bodies: ack within the deadline (10062), one ack (40060),
 token life (401 50027), custom_id <= 100, <= 5 rows x 5 buttons, unique custom_ids, content
 <= 2000 (50035), non-empty messages (50006), uploads <= 10 MiB per request (413 40005), channel
-permissions (403 50013), command registration rules. Injected failures: fd.fail_next(...).
+permissions (403 50013; in threads, made by fd.add_thread, posting takes Send Messages in Threads
+instead of Send Messages), command registration rules. Injected failures: fd.fail_next(...).
+FakeDiscord(port=N) starts on a fixed port, where a bot may already be trying to reach it.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class ChannelApi:
     async def typing(self, request: web.Request) -> web.Response:
         channel_id = request.match_info["channel_id"]
         self.world.channel(channel_id)
-        self.world.require_permission(channel_id, payloads.SEND_MESSAGES)
+        self.world.require_send(channel_id)
         return no_content()
 
     async def channel_history(self, request: web.Request) -> web.Response:
@@ -57,7 +57,7 @@ class ChannelApi:
         w.channel(channel_id)
         body, uploads = body_of(request), uploads_of(request)
         w.require_permission(channel_id, payloads.VIEW_CHANNEL)
-        w.require_permission(channel_id, payloads.SEND_MESSAGES)
+        w.require_send(channel_id)
         if uploads:
             w.require_permission(channel_id, payloads.ATTACH_FILES)
         check_upload_size([(u.filename, u.data) for u in uploads], w.upload_limit)

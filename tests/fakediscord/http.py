@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -103,7 +104,7 @@ class InjectedFailure:
                 "global": False,
             }
             return json_response(body, 429, headers)
-        reason = "Internal Server Error" if self.status >= 500 else "Injected Failure"
+        reason = HTTPStatus(self.status).phrase if self.status >= 500 else "Injected Failure"
         return json_response({"message": f"{self.status}: {reason}", "code": 0}, self.status)
 
 

@@ -4,6 +4,7 @@ a component that is really on a message. The client refuses what a user could no
 
 from __future__ import annotations
 
+import copy
 import secrets
 import time
 from typing import Any
@@ -114,7 +115,7 @@ def _interaction(
         "attachment_size_limit": world.upload_limit,
     }
     if message is not None:
-        payload["message"] = message
+        payload["message"] = copy.deepcopy(message)  # the message as it was when clicked
     inter = FakeInteraction(
         id=payload["id"],
         token=payload["token"],

@@ -134,6 +134,34 @@ def text_channel(
     }
 
 
+def thread(thread_id: str, guild_id: str, parent_id: str, owner_id: str, name: str) -> JSON:
+    """A public thread (type 11) as the gateway and the API send it."""
+    now = iso_now()
+    metadata = {
+        "archived": False,
+        "auto_archive_duration": 1440,
+        "archive_timestamp": now,
+        "locked": False,
+        "create_timestamp": now,
+    }
+    return {
+        "id": thread_id,
+        "type": 11,
+        "guild_id": guild_id,
+        "parent_id": parent_id,
+        "owner_id": owner_id,
+        "name": name,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "message_count": 0,
+        "member_count": 1,
+        "total_message_sent": 0,
+        "flags": 0,
+        "applied_tags": [],
+        "thread_metadata": metadata,
+    }
+
+
 def guild(
     guild_id: str,
     name: str,
@@ -142,6 +170,7 @@ def guild(
     roles: list[JSON],
     channels: list[JSON],
     members: list[JSON],
+    threads: list[JSON] | None = None,
 ) -> JSON:
     return {
         "id": guild_id,
@@ -185,7 +214,7 @@ def guild(
         "member_count": len(members),
         "members": members,
         "channels": channels,
-        "threads": [],
+        "threads": threads or [],
         "presences": [],
         "voice_states": [],
         "stage_instances": [],

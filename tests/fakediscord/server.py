@@ -33,13 +33,14 @@ class FakeDiscord:
         *,
         upload_limit: int = DEFAULT_UPLOAD_LIMIT,
         heartbeat_interval: float = 41.25,
+        port: int = 0,  # 0: any free one; fixed: where a bot is already trying to reach Discord
     ) -> None:
         self.world = World(
             token, upload_limit=upload_limit, ack_deadline=ack_deadline, token_life=token_life
         )
         self.gateway = Gateway(self.world, heartbeat_interval)
         self.plumbing = Plumbing(self.world)
-        self.port = 0
+        self.port = port
         self._runner: web.AppRunner | None = None
         self._deadline_timers: list[asyncio.TimerHandle] = []
 
@@ -53,7 +54,7 @@ class FakeDiscord:
         app.router.add_routes(rest.routes(self.world))
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         base = f"127.0.0.1:{self.port}"
@@ -130,6 +131,12 @@ class FakeDiscord:
         channel = self.world.add_channel(name, permissions)
         self._dispatch_if(GUILDS_INTENT, "CHANNEL_CREATE", channel)
         return channel
+
+    def add_thread(self, parent_id: str, name: str) -> JSON:
+        """A public thread in a channel; the bot's permissions there are the channel's."""
+        thread = self.world.add_thread(parent_id, name)
+        self._dispatch_if(GUILDS_INTENT, "THREAD_CREATE", {**thread, "newly_created": True})
+        return thread
 
     def _dispatch_if(self, intent: int, event: str, data: JSON) -> None:
         if any(s.intents & intent for s in self.gateway.sessions.values()):

@@ -48,6 +48,7 @@ class World:
         ]
         self.joined: dict[str, str] = {}
         self.channels: dict[str, JSON] = {}
+        self.threads: dict[str, JSON] = {}
         self.bot_channel_permissions: dict[str, int] = {}
         self.messages: dict[str, StoredMessage] = {}
         self.blobs: dict[str, tuple[bytes, str]] = {}
@@ -86,6 +87,18 @@ class World:
         self.bot_channel_permissions[channel_id] = effective
         return channel
 
+    def add_thread(self, parent_id: str, name: str) -> JSON:
+        """A public thread in a text channel; the bot's permissions in it are the channel's, as
+        threads have no overwrites of their own."""
+        thread_id = self.ids.next()
+        thread = payloads.thread(thread_id, self.guild_id, parent_id, self.owner["id"], name)
+        self.threads[thread_id] = thread
+        self.bot_channel_permissions[thread_id] = self.bot_channel_permissions[parent_id]
+        return thread
+
+    def is_thread(self, channel_id: str) -> bool:
+        return channel_id in self.threads
+
     def member(self, user_payload: JSON) -> JSON:
         joined = self.joined.setdefault(user_payload["id"], payloads.iso_now())
         role_ids = [self.bot_role_id] if user_payload["id"] == self.application_id else []
@@ -103,17 +116,24 @@ class World:
             roles=self.roles,
             channels=list(self.channels.values()),
             members=members,
+            threads=list(self.threads.values()),
         )
 
     def channel(self, channel_id: str) -> JSON:
-        try:
-            return self.channels[channel_id]
-        except KeyError:
-            raise DiscordError(404, UNKNOWN_CHANNEL, "Unknown Channel") from None
+        found = self.channels.get(channel_id) or self.threads.get(channel_id)
+        if found is None:
+            raise DiscordError(404, UNKNOWN_CHANNEL, "Unknown Channel")
+        return found
 
     def require_permission(self, channel_id: str, bit: int) -> None:
         if not self.bot_channel_permissions[channel_id] & bit:
             raise DiscordError(403, MISSING_PERMISSIONS, "Missing Permissions")
+
+    def require_send(self, channel_id: str) -> None:
+        """Posting needs Send Messages in a channel, Send Messages in Threads in a thread."""
+        thread = self.is_thread(channel_id)
+        bit = payloads.SEND_MESSAGES_IN_THREADS if thread else payloads.SEND_MESSAGES
+        self.require_permission(channel_id, bit)
 
     # --- messages and attachments -----------------------------------------------------------
 
@@ -152,7 +172,7 @@ class World:
         stored = StoredMessage(payload)
         self.messages[message_id] = stored
         if not stored.ephemeral:
-            self.channels[channel_id]["last_message_id"] = message_id
+            self.channel(channel_id)["last_message_id"] = message_id
             self.dispatch("MESSAGE_CREATE", {**payload, "member": self.member(author)})
         return stored
 

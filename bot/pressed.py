@@ -1,0 +1,67 @@
+"""The buttons used on each result (by its buttonMessageId), kept in SQLite across restarts.
+
+A used U is shown blue, as Midjourney marks it. The message a click arrives with is Discord's
+snapshot from the moment of the click: two quick presses each see the other's U still grey, so a
+view rebuilt from it un-blues the other. The record here is every press the service accepted on
+that result; views are rebuilt from it under a lock per result, so the last edit written is one
+that knows every press.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Self
+
+import aiosqlite
+
+
+class PressedButtons:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        """One lock per result being edited, with its number of holders and waiters."""
+
+    @classmethod
+    async def open(cls, path: Path) -> Self:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS pressed (button_message_id TEXT NOT NULL, "
+            "button TEXT NOT NULL, PRIMARY KEY (button_message_id, button)) WITHOUT ROWID"
+        )
+        await db.commit()
+        return cls(db)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def add(self, button_message_id: str, button: str) -> frozenset[str]:
+        """Record a press; returns every button pressed on that result so far."""
+        await self._db.execute(
+            "INSERT OR IGNORE INTO pressed (button_message_id, button) VALUES (?, ?)",
+            (button_message_id, button),
+        )
+        await self._db.commit()
+        async with self._db.execute(
+            "SELECT button FROM pressed WHERE button_message_id = ?", (button_message_id,)
+        ) as cursor:
+            return frozenset(row[0] for row in await cursor.fetchall())
+
+    @contextlib.asynccontextmanager
+    async def editing(self, button_message_id: str) -> AsyncIterator[None]:
+        """Hold while recording a press and editing the result's buttons."""
+        lock, users = self._locks.get(button_message_id, (asyncio.Lock(), 0))
+        self._locks[button_message_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[button_message_id]
+            if users <= 1:
+                del self._locks[button_message_id]  # nothing kept for results nobody presses
+            else:
+                self._locks[button_message_id] = (lock, users - 1)
