@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
@@ -74,7 +75,8 @@ class ImaginePrompt:
     def normalised(self) -> str:
         """This prompt in canonical form: ``parse(p.normalised()) == [p]`` for a parsed ``p``."""
         text, no_items = self._prompt_text()
-        if not no_items and not self.image_urls and sum(w for _, w in self.parts) <= 0:
+        # fsum, as the parser sums them: a plain sum can round 1e-20 above a total of 0.
+        if not no_items and not self.image_urls and math.fsum(w for _, w in self.parts) <= 0:
             # Written out as `::` weights, the --no items would make the text's weights add up
             # to 0 or less, which the parser refuses: give them back as --no.
             for candidate in self._no_renderings():
@@ -97,7 +99,7 @@ class ImaginePrompt:
         for count in range(run, 0, -1):
             head, tail = self.parts[:-count], self.parts[-count:]
             scale = NO_WEIGHT / last
-            if not head or sum(w * scale for _, w in head) <= 0:
+            if not head or math.fsum(w * scale for _, w in head) <= 0:
                 continue
             text = " ".join(_weighted(words, weight * scale) for words, weight in head)
             renderings.append(self._render(text, [words for words, _ in tail]))

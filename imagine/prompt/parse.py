@@ -6,7 +6,6 @@ A message reads ``[image links] [text] [--parameters]``. Image links only count 
 
 from __future__ import annotations
 
-import itertools
 import re
 from urllib.parse import urlsplit
 
@@ -95,14 +94,12 @@ def parse(msg: str) -> list[ImaginePrompt]:
     Raises :class:`PromptError` (and nothing else, whatever ``msg`` holds) when the message
     cannot be run, naming the parameter at fault.
     """
-    prompts: list[ImaginePrompt] = []
-    for variant in expand_permutations(msg, MAX_JOBS):
-        prompt, repeat = _parse_one(variant)
-        prompts.extend(itertools.repeat(prompt, repeat))
-        if len(prompts) > MAX_JOBS:
-            raise PromptError(
-                f"Invalid parameter: --repeat with the `{{…}}` permutations makes more than "
-                f"{MAX_JOBS} jobs; the limit is {MAX_JOBS}.",
-                parameter="--repeat",
-            )
-    return prompts
+    parsed = [_parse_one(variant) for variant in expand_permutations(msg, MAX_JOBS)]
+    jobs = sum(repeat for _, repeat in parsed)
+    if jobs > MAX_JOBS:
+        raise PromptError(
+            f"Invalid parameter: --repeat with the {{}} permutations makes {jobs} jobs; "
+            f"the limit is {MAX_JOBS}.",
+            parameter="--repeat",
+        )
+    return [prompt for prompt, repeat in parsed for _ in range(repeat)]

@@ -16,6 +16,8 @@ from imagine.prompt.errors import MAX_JOBS, PromptError
 ESCAPABLE = frozenset("{},\\")
 MAX_DEPTH = 16
 """Deeper nesting is refused; it also bounds the recursion of counting and expanding."""
+SHOWN_COUNT = 1_000_000
+"""Past this many prompts a refusal says "more than" instead of counting on."""
 
 _HOW = "Permutations look like `{red, blue} car`; write `\\{` for a literal brace."
 
@@ -52,7 +54,7 @@ def _parse(msg: str) -> list[str | _Group]:
         elif char == "{":
             flush()
             if len(open_groups) == MAX_DEPTH:
-                raise _error(f"permutations are nested more than {MAX_DEPTH} deep.")
+                raise _error(f"groups are nested more than {MAX_DEPTH} deep.")
             group = _Group()
             current.append(group)
             open_groups.append(group)
@@ -103,9 +105,12 @@ def _expand(sequence: list[str | _Group]) -> list[str]:
 def expand_permutations(msg: str, limit: int = MAX_JOBS) -> list[str]:
     """Every prompt ``msg`` stands for, in order; escapes resolved. At most ``limit`` of them."""
     sequence = _parse(msg)
-    if _count(sequence, limit + 1) > limit:
-        raise _error(
-            f"the `{{…}}` permutations make more than {limit} prompts; the limit is {limit}."
+    count = _count(sequence, SHOWN_COUNT + 1)
+    if count > limit:
+        made = f"more than {SHOWN_COUNT:,}" if count > SHOWN_COUNT else f"{count:,}"
+        raise PromptError(
+            f"Invalid parameter: the {{}} permutations make {made} prompts; the limit is {limit}.",
+            parameter="{}",
         )
     return _expand(sequence)
 
