@@ -61,6 +61,17 @@ CASES: list[tuple[str, str, bytes | None, dict[str, str], int, str]] = [
     ("POST", "/v2/imagine", b'{"msg": "a cat --v 99"}', JSON, 400, "--v"),
     ("POST", "/v2/imagine", b'{"msg": "{a,b,c,d,e,f,g} {1,2,3,4,5,6,7}"}', JSON, 400, "40"),
     ("POST", "/v2/imagine", b'{"msg": "a:: b::-2"}', JSON, 400, "::"),
+    # weights that overflow a float (they were a 500 OverflowError)
+    ("POST", "/v2/imagine", b'{"msg": "a::1' + b"0" * 308 + b'"}', JSON, 400, "too large"),
+    (
+        "POST",
+        "/v2/imagine",
+        b'{"msg": "a::1' + b"0" * 308 + b" b::1" + b"0" * 308 + b'"}',
+        JSON,
+        400,
+        "weight",
+    ),
+    ("POST", "/v2/imagine", b'{"msg": "a::inf b"}', JSON, 400, "not a plain number"),
     ("POST", "/v2/imagine", b'{"msg": "--ar 1:1"}', JSON, 400, "empty"),
     ("POST", "/v2/imagine", b'{"msg": "https:// a cat"}', JSON, 400, "no host name"),
     ("POST", "/v2/imagine", b'{"msg": "http://10.0.0.1/a.png a cat"}', JSON, 400, "private"),
