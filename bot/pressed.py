@@ -9,20 +9,20 @@ that knows every press.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Self
 
 import aiosqlite
 
+from imagine.keyed import KeyedSemaphores
+
 
 class PressedButtons:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-        """One lock per result being edited, with its number of holders and waiters."""
+        self._locks = KeyedSemaphores()
+        """One lock per result being edited, kept only while it is."""
 
     @classmethod
     async def open(cls, path: Path) -> Self:
@@ -51,17 +51,6 @@ class PressedButtons:
         ) as cursor:
             return frozenset(row[0] for row in await cursor.fetchall())
 
-    @contextlib.asynccontextmanager
-    async def editing(self, button_message_id: str) -> AsyncIterator[None]:
+    def editing(self, button_message_id: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold while recording a press and editing the result's buttons."""
-        lock, users = self._locks.get(button_message_id, (asyncio.Lock(), 0))
-        self._locks[button_message_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[button_message_id]
-            if users <= 1:
-                del self._locks[button_message_id]  # nothing kept for results nobody presses
-            else:
-                self._locks[button_message_id] = (lock, users - 1)
+        return self._locks.hold(button_message_id)

@@ -15,12 +15,12 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 from yarl import URL
 
 from imagine.fetch import guarded_session
+from imagine.keyed import KeyedSemaphores
 from imagine.netguard import BlockedAddress, UrlPolicy
 from imagine.store import JobStore
 
@@ -54,8 +54,7 @@ class WebhookSender:
         self._timeout = timeout
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
-        self._origins: dict[str, tuple[asyncio.Semaphore, int]] = {}
-        """Per receiving origin: its slots, and how many deliveries hold or wait for one."""
+        self._origins = KeyedSemaphores(PER_ORIGIN)
 
     def wake(self) -> None:
         """A delivery was added: look at the outbox now."""
@@ -140,25 +139,14 @@ class WebhookSender:
         except Exception:
             log.exception("webhook for job %s: its state could not be saved", job_id)
 
-    @contextlib.asynccontextmanager
-    async def _slot(self, url: str) -> AsyncIterator[None]:
+    def _slot(self, url: str) -> contextlib.AbstractAsyncContextManager[None]:
         """One of the receiving origin's :data:`PER_ORIGIN` slots."""
         try:
             parsed = URL(url)
             origin = f"{parsed.scheme}://{parsed.host}:{parsed.port}"
         except ValueError:
             origin = url
-        slots, users = self._origins.get(origin, (asyncio.Semaphore(PER_ORIGIN), 0))
-        self._origins[origin] = (slots, users + 1)
-        try:
-            async with slots:
-                yield
-        finally:
-            slots, users = self._origins[origin]
-            if users <= 1:
-                del self._origins[origin]
-            else:
-                self._origins[origin] = (slots, users - 1)
+        return self._origins.hold(origin)
 
     async def _post(
         self, session: aiohttp.ClientSession, url: str, body: bytes

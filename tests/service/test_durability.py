@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,7 @@ import aiohttp
 from imagine.engines.placeholder import PlaceholderEngine
 from imagine.settings import Settings
 from tests.service.conftest import ClientFactory, submit, wait_done
+from tests.service.processes import free_port, serve
 
 
 async def test_graceful_restart_resumes_running_and_queued_jobs(make_client: ClientFactory) -> None:
@@ -48,42 +46,12 @@ async def test_a_job_interrupted_too_often_fails_with_a_code(
     assert done["imageUrl"] is None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def _serve(data_dir: Path, port: int, seconds: float) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "IMAGINE_DATA_DIR": str(data_dir),
-        "IMAGINE_PLACEHOLDER_SECONDS": str(seconds),
-        "IMAGINE_PORT": str(port),
-        "IMAGINE_API_TOKENS": "",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "imagine",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/health") as response:
-                    if response.status == 200:
-                        return process
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
-    raise AssertionError("the service did not start")
+    return await serve(data_dir, port, IMAGINE_PLACEHOLDER_SECONDS=str(seconds))
 
 
 async def test_kill_9_mid_batch_loses_nothing_and_runs_nothing_twice(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     process = await _serve(tmp_path, port, seconds=1.0)
     async with aiohttp.ClientSession() as session:

@@ -6,42 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.service.processes import free_port, serve
 
 
 async def _serve(data: Path, port: int, **env: str) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "imagine", "serve",
-        env={**os.environ, "IMAGINE_DATA_DIR": str(data), "IMAGINE_PORT": str(port),
-             "IMAGINE_API_TOKENS": "", "IMAGINE_RATE_PER_USER": "0", **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/health") as response:
-                    if response.status == 200:
-                        return process
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
-    process.kill()
-    raise AssertionError("the service did not start")
+    return await serve(data, port, capture=True, IMAGINE_RATE_PER_USER="0", **env)
 
 
 async def _status(session: aiohttp.ClientSession, base: str, job_id: str) -> dict[str, Any]:
@@ -74,7 +51,7 @@ async def _until_running(session: aiohttp.ClientSession, base: str, job_id: str)
 async def test_a_signal_lets_the_running_job_finish_then_exits_0(
     tmp_path: Path, signum: signal.Signals
 ) -> None:
-    port, base = _free_port(), ""
+    port, base = free_port(), ""
     base = f"http://127.0.0.1:{port}"
     process = await _serve(tmp_path, port, IMAGINE_PLACEHOLDER_SECONDS="2")
     async with aiohttp.ClientSession() as session:
@@ -98,7 +75,7 @@ async def test_a_signal_lets_the_running_job_finish_then_exits_0(
 
 
 async def test_a_job_longer_than_the_grace_stays_resumable(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     process = await _serve(
         tmp_path, port, IMAGINE_PLACEHOLDER_SECONDS="60", IMAGINE_SHUTDOWN_GRACE="1"
@@ -127,7 +104,7 @@ async def test_a_job_longer_than_the_grace_stays_resumable(tmp_path: Path) -> No
 
 
 async def test_what_users_send_cannot_forge_log_lines(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     process = await _serve(tmp_path, port)
     forged = "FORGED 2026-01-01 00:00:00,000 INFO imagine: all is well"
