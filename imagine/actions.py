@@ -17,8 +17,8 @@ from PIL import Image
 
 from imagine import images
 from imagine.engines.base import Capabilities, GenerateRequest
-from imagine.jobs import GRID_BUTTONS, UPSCALE_BUTTONS
-from imagine.prompt import ImaginePrompt, plan_generation, resolve_size
+from imagine.jobs import GRID_BUTTONS, UPSCALE_BUTTONS, Job
+from imagine.prompt import ImaginePrompt, PromptError, choose_model, plan_generation, resolve_size
 
 MAX_RATIO = 4
 VARY_STRENGTH = {"strong": 0.65, "subtle": 0.35}
@@ -51,6 +51,15 @@ class PlanContext:
     capabilities: Capabilities
     models: dict[str, str]
     default_model: str | None
+
+    def capabilities_for(self, job: Job) -> Capabilities:
+        """The engine's abilities on ``job``'s own model (its --v), which decide its buttons."""
+        try:
+            prompt = ImaginePrompt.from_dict(job.prompt)
+            model = choose_model(prompt, self.models, self.default_model)
+        except (PromptError, ValueError):  # not a stored prompt, or a --v no longer configured
+            model = self.default_model
+        return self.capabilities.for_model(model)
 
 
 def generation(

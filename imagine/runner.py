@@ -275,7 +275,9 @@ class Runner:
             "images": {"image": "image.png"},
             "width": size[0],
             "height": size[1],
-            "buttons": actions.buttons_for("upscale", self.context.capabilities, size, job.action),
+            "buttons": actions.buttons_for(
+                "upscale", self.context.capabilities_for(job), size, job.action
+            ),
         }
 
     async def _store_single(self, job: Job, image: Image.Image) -> dict[str, Any]:
@@ -285,7 +287,7 @@ class Runner:
             "width": image.width,
             "height": image.height,
             "buttons": actions.buttons_for(
-                "upscale", self.context.capabilities, image.size, job.action
+                "upscale", self.context.capabilities_for(job), image.size, job.action
             ),
         }
 
@@ -308,7 +310,7 @@ class Runner:
                     future.result()
 
         await asyncio.to_thread(write)
-        caps = self.context.capabilities
+        caps = self.context.capabilities_for(job)
         # Tiles the engine's safety checker withheld: no U or V for them (nothing to build on).
         blocked = [n for n, tile in enumerate(tiles, 1) if images.BLOCKED in tile.info]
         buttons = actions.buttons_for(job.type, caps, (request.width, request.height), job.action)

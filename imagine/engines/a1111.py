@@ -18,27 +18,21 @@ from PIL import Image
 from imagine.codes import ResultCode
 from imagine.engines import imagecodec
 from imagine.engines.base import (
+    OUTPAINT_STRENGTH,
     Capabilities,
     EngineError,
     EngineUnavailable,
     GenerateRequest,
     ProgressCallback,
 )
-from imagine.engines.remote import (
-    Hints,
-    RemoteService,
-    RetryPolicy,
-    Timeouts,
-    basic_auth,
-    env_int,
-    parse_url,
-)
+from imagine.engines.remote import Hints, RemoteService, RetryPolicy, Timeouts
 from imagine.engines.remote_jobs import (
     ProgressReporter,
     await_with_ticks,
     seed_runs,
     stop_quietly,
 )
+from imagine.engines.remote_settings import basic_auth, env_int, parse_url
 from imagine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -141,7 +135,7 @@ class A1111Engine:
             path = "/sdapi/v1/txt2img" if init_b64 is None else "/sdapi/v1/img2img"
             try:
                 answer = await await_with_ticks(
-                    self.service.json("POST", path, json_body=payload, long=True),
+                    self.service.json("POST", path, json_body=payload, long=True, submit=True),
                     interval=self.poll_interval,
                     tick=lambda: self._poll_progress(reporter),
                     stop=self._interrupt,
@@ -181,8 +175,10 @@ class A1111Engine:
                 "resize_mode": 0,
             }
         if mask is not None:
-            # white = repaint; "original" fill keeps the service's pre-filled border as a start
+            # white = repaint; "original" fill keeps the service's pre-filled border as a start,
+            # and below 1.0 the border grows from it instead of from noise (any checkpoint)
             payload |= {
+                "denoising_strength": min(request.strength, OUTPAINT_STRENGTH),
                 "mask": mask,
                 "mask_blur": 4,
                 "inpainting_fill": 1,
@@ -249,7 +245,7 @@ class A1111Engine:
             "upscaler_1": self.upscaler,
         }
         answer = await self.service.json(
-            "POST", "/sdapi/v1/extra-single-image", json_body=payload, long=True
+            "POST", "/sdapi/v1/extra-single-image", json_body=payload, long=True, submit=True
         )
         encoded = answer.get("image") if isinstance(answer, dict) else None
         if not isinstance(encoded, str) or not encoded:

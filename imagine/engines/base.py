@@ -23,6 +23,11 @@ from imagine.codes import ResultCode
 ProgressCallback = Callable[[float, Image.Image | None], None]
 """progress(fraction in [0, 1], optional preview image). Thread-safe. Raises EngineCancelled."""
 
+OUTPAINT_STRENGTH = 0.85
+"""How much an outpaint repaints on a model that is not an inpainting one. The service sends 1.0
+(fill the border); at 1.0 such a model starts the border from pure noise and ignores the picture,
+so engines start it from the pre-filled border (a stretch of the image) at this strength instead."""
+
 
 class EngineError(Exception):
     """A failure the engine can name: a result code and a sentence for the logs and the user."""
@@ -72,6 +77,14 @@ class Capabilities:
     """Guidance used when GenerateRequest.guidance is None; --stylize scales it."""
     notes: tuple[str, ...] = ()
     """Sentences shown to users about this engine's limits (e.g. 'seeds are not supported')."""
+
+    def for_model(self, model: str | None) -> Capabilities:
+        """What the engine can do for a job on ``model`` (None: its configured model).
+
+        A job's buttons follow its own model (``--v`` through IMAGINE_MODELS). An engine whose
+        models differ in what they can do returns a subclass that overrides this.
+        """
+        return self
 
 
 @dataclass(frozen=True)

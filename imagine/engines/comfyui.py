@@ -4,7 +4,8 @@ One prompt per tile (each template renders one image), all queued at once so Com
 back to back with the checkpoint and the text encodings cached. A tile is done on
 ``execution_success`` (or ``executing`` with ``node: null`` from older servers) or when its
 ``/history/{id}`` entry appears; its picture comes from ``/view``. Inputs go up through
-``/upload/image``. Cancel deletes our queued prompts and posts ``/interrupt``.
+``/upload/image``. Cancel deletes our queued prompts, and posts ``/interrupt`` only when
+``/queue`` shows that the running prompt is ours (an interrupt would stop another client's).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from yarl import URL
 from imagine.codes import ResultCode
 from imagine.engines import comfyui_protocol, comfyui_workflows, imagecodec
 from imagine.engines.base import (
+    OUTPAINT_STRENGTH,
     Capabilities,
     EngineCancelled,
     EngineError,
@@ -29,16 +31,9 @@ from imagine.engines.base import (
     GenerateRequest,
     ProgressCallback,
 )
-from imagine.engines.remote import (
-    FilePart,
-    Hints,
-    RemoteService,
-    RetryPolicy,
-    Timeouts,
-    env_int,
-    parse_url,
-)
+from imagine.engines.remote import FilePart, Hints, RemoteService, RetryPolicy, Timeouts
 from imagine.engines.remote_jobs import ProgressReporter, stop_quietly
+from imagine.engines.remote_settings import env_int, parse_url
 from imagine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -146,9 +141,8 @@ class ComfyUIEngine:
             template = self.templates[request.mode]
             for seed in request.seeds:
                 workflow = comfyui_workflows.fill(template, values | {"seed": seed})
-                answer = await self.service.json(
-                    "POST", "/prompt", json_body={"prompt": workflow, "client_id": client_id}
-                )
+                body = {"prompt": workflow, "client_id": client_id}
+                answer = await self.service.json("POST", "/prompt", json_body=body, submit=True)
                 if not isinstance(answer, dict) or not isinstance(answer.get("prompt_id"), str):
                     raise self.service.malformed("/prompt did not return a prompt_id")
                 queued.append(answer["prompt_id"])
@@ -176,7 +170,7 @@ class ComfyUIEngine:
             "height": request.height,
             "steps": request.steps or self.steps,
             "cfg": request.guidance if request.guidance is not None else self.cfg,
-            "denoise": request.strength if request.init_image is not None else 1.0,
+            "denoise": _denoise(request),
             "checkpoint": request.model or self.checkpoint,
             "filename_prefix": "imagine",
         }
@@ -277,14 +271,19 @@ class ComfyUIEngine:
             raise self.service.malformed(f"/view sent an unreadable image ({exc})") from None
 
     async def _stop(self, unfinished: list[str]) -> None:
+        """Take our prompts off the queue; interrupt the running one only if it is ours (older
+        servers' /interrupt stops whatever runs, whoever queued it)."""
         if not unfinished:
             return
         await self.service.request("POST", "/queue", json_body={"delete": unfinished}, retry=False)
-        # The first unfinished prompt is the one running. Older servers interrupt whatever runs;
-        # newer ones, given its prompt_id, only that prompt.
-        await self.service.request(
-            "POST", "/interrupt", json_body={"prompt_id": unfinished[0]}, retry=False
+        running = comfyui_protocol.running_prompts(
+            await self.service.json("GET", "/queue", retry=False)
         )
+        for prompt_id in [p for p in unfinished if p in running]:
+            # With its prompt_id, newer servers stop it only if it is still the one running.
+            await self.service.request(
+                "POST", "/interrupt", json_body={"prompt_id": prompt_id}, retry=False
+            )
 
     async def upscale(
         self, image: Image.Image, factor: int, progress: ProgressCallback
@@ -293,3 +292,10 @@ class ComfyUIEngine:
         result = await asyncio.to_thread(imagecodec.enlarge, image, factor)
         progress(1.0, None)
         return result
+
+
+def _denoise(request: GenerateRequest) -> float:
+    if request.mode == "outpaint":
+        # Below 1 the sampler starts from the pre-filled border, so the new border continues it.
+        return min(request.strength, OUTPAINT_STRENGTH)
+    return request.strength if request.mode == "img2img" else 1.0

@@ -127,6 +127,17 @@ def saved_image(entry: dict[str, Any]) -> dict[str, str] | None:
     }
 
 
+def running_prompts(queue: Any) -> set[str]:
+    """The prompt ids in a ``GET /queue`` answer's ``queue_running`` (entries are
+    ``[number, prompt_id, prompt, extra_data, outputs_to_execute]``)."""
+    entries = queue.get("queue_running") if isinstance(queue, dict) else None
+    return {
+        str(entry[1])
+        for entry in entries or []
+        if isinstance(entry, list | tuple) and len(entry) > 1
+    }
+
+
 def checkpoints(info: Any) -> list[str]:
     """Checkpoint names from ``/object_info/CheckpointLoaderSimple`` (old and COMBO formats)."""
     try:

@@ -7,6 +7,10 @@ inside a longer string is replaced as text. Placeholders:
 
 - ``prompt``, ``negative_prompt``: text
 - ``seed``, ``width``, ``height``, ``steps``: whole numbers; ``cfg``, ``denoise``: numbers
+  (``denoise`` is the img2img strength; for outpaint 0.85, so that the sampler starts from the
+  pre-filled border and continues the picture: the shipped ``outpaint.json`` encodes the canvas
+  with ``VAEEncode`` and ``SetLatentNoiseMask``, which works with any checkpoint, where
+  ``VAEEncodeForInpaint`` greys the border and needs an inpainting checkpoint at denoise 1.0)
 - ``checkpoint``: the checkpoint file name (``ckpt_name``)
 - ``image``, ``mask``: names of the uploaded init image and mask (for ``LoadImage``; the mask is
   white where to paint, so read it with ``LoadImageMask`` channel ``red``)

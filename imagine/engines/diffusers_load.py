@@ -6,6 +6,7 @@ torch. Every failure becomes :class:`EngineUnavailable` with one sentence an ope
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from diffusers import (
     DiffusionPipeline,
 )
 from diffusers.utils import logging as diffusers_logging
+from huggingface_hub import try_to_load_from_cache
 from transformers.utils import logging as transformers_logging
 
 from imagine.engines.base import EngineUnavailable
@@ -136,16 +138,57 @@ def _not_found(model: str, offline: bool, what: str = "model") -> EngineUnavaila
     )
 
 
+def _check_index_file(index: Path) -> None:
+    """An EngineUnavailable naming ``index`` and what is wrong with it, if it is not JSON."""
+    try:
+        parsed = json.loads(index.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        problem = f"it is not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except json.JSONDecodeError as exc:
+        problem = f"it is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+    except OSError as exc:
+        problem = f"it cannot be read ({exc.strerror or exc})"
+    else:
+        if isinstance(parsed, dict):
+            return
+        problem = "it holds no JSON object"
+    raise EngineUnavailable(
+        f"The model file {index} is not usable: {problem}; repair or replace it, or download "
+        "the model again."
+    )
+
+
+def _cached_index(model: str) -> Path | None:
+    """The model_index.json of a Hugging Face id in the local cache, if it is there."""
+    if _is_path(model):
+        return None
+    try:
+        cached = try_to_load_from_cache(model, "model_index.json")
+    except ValueError:  # not a valid repository id
+        return None
+    return Path(cached) if isinstance(cached, str) else None
+
+
 def _read_model_index(model: str, offline: bool) -> dict[str, Any]:
-    if _is_path(model) and not Path(model).expanduser().is_dir():
-        raise EngineUnavailable(
-            f"IMAGINE_MODEL={model!r} is not a folder that exists; set it to a diffusers model "
-            "folder (with model_index.json) or a Hugging Face model id."
-        )
+    if _is_path(model):
+        folder = Path(model).expanduser()
+        if not folder.is_dir():
+            raise EngineUnavailable(
+                f"IMAGINE_MODEL={model!r} is not a folder that exists; set it to a diffusers "
+                "model folder (with model_index.json) or a Hugging Face model id."
+            )
+        if not (folder / "model_index.json").is_file():
+            raise EngineUnavailable(
+                f"The folder {str(folder)!r} has no model_index.json, so it is not a diffusers "
+                "model folder; point IMAGINE_MODEL at the folder that holds model_index.json."
+            )
+        _check_index_file(folder / "model_index.json")
     try:
         config: dict[str, Any] = DiffusionPipeline.load_config(model, local_files_only=offline)
     except Exception as exc:
         log.warning("model_index.json of %r could not be read", model, exc_info=True)
+        if (cached := _cached_index(model)) is not None:  # there, but unreadable: say so
+            _check_index_file(cached)
         raise _not_found(model, offline) from exc
     return config
 

@@ -16,7 +16,12 @@ import torch
 from PIL import Image, ImageFilter
 
 from imagine.codes import ResultCode
-from imagine.engines.base import EngineError, GenerateRequest, ProgressCallback
+from imagine.engines.base import (
+    OUTPAINT_STRENGTH,
+    EngineError,
+    GenerateRequest,
+    ProgressCallback,
+)
 from imagine.engines.diffusers_load import LoadedModel
 from imagine.engines.diffusers_prompts import weighted_prompt_kwargs
 from imagine.images import BLOCKED, blocked_tile
@@ -25,6 +30,9 @@ DENOISE_SHARE = 0.9
 """Share of the progress bar given to denoising; the VAE decode takes the rest."""
 PREVIEWS = 4
 """About this many previews per run, when the TAESD decoder makes them cheap."""
+OUTPAINT_MIN_STEPS = 2
+"""Denoising steps an outpaint runs at least on a model that is not an inpainting one, so that a
+1-step turbo model refines the partly noised border once more."""
 
 
 class StepReporter:
@@ -78,9 +86,29 @@ def seamless(*modules: torch.nn.Module | None) -> Iterator[None]:
             conv.padding_mode = mode
 
 
-def img2img_steps(steps: int, strength: float) -> int:
-    """img2img runs int(steps * strength) steps; at least one, or diffusers refuses."""
-    return max(steps, math.ceil(1 / strength - 1e-9))
+def img2img_steps(steps: int, strength: float, at_least: int = 1) -> int:
+    """Steps to ask for so that img2img, which runs int(steps * strength) of them, runs at least
+    ``at_least`` (and at least one, or diffusers refuses)."""
+    return max(steps, math.ceil(at_least / strength - 1e-9))
+
+
+def inpainting_model(pipe: Any) -> bool:
+    """True for a UNet trained to inpaint (9 input channels: latents, mask, masked image)."""
+    unet = getattr(pipe, "unet", None)
+    return unet is not None and int(getattr(unet.config, "in_channels", 4)) == 9
+
+
+def outpaint_strength(pipe: Any, requested: float, steps: int) -> tuple[float, int]:
+    """(strength, num_inference_steps) of an outpaint.
+
+    An inpainting UNet fills the border from the mask and the kept image, at 1.0. Any other
+    model at 1.0 would start the border from pure noise and ignore the picture: it starts
+    instead from the pre-filled border (a stretch of the image), partly noised.
+    """
+    if inpainting_model(pipe):
+        return 1.0, steps
+    strength = min(max(requested, 0.01), OUTPAINT_STRENGTH)
+    return strength, img2img_steps(steps, strength, OUTPAINT_MIN_STEPS)
 
 
 def _supported(pipe: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +155,8 @@ def render(
             )
         pipe = loaded.inpaint
         mask = request.mask.convert("L").resize(size) if request.mask is not None else None
-        kwargs.update(image=_rgb(request.init_image, size), mask_image=mask, strength=1.0)
+        strength, kwargs["num_inference_steps"] = outpaint_strength(pipe, request.strength, steps)
+        kwargs.update(image=_rgb(request.init_image, size), mask_image=mask, strength=strength)
     if request.weighted and family.weighted_prompts:
         kwargs.update(weighted_prompt_kwargs(loaded.text2img, request, loaded.device))
     else:

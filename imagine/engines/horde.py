@@ -23,8 +23,9 @@ from imagine.engines.base import (
     GenerateRequest,
     ProgressCallback,
 )
-from imagine.engines.remote import Hints, RemoteService, RetryPolicy, Timeouts, env_int, parse_url
+from imagine.engines.remote import Hints, RemoteService, RetryPolicy, Timeouts
 from imagine.engines.remote_jobs import ProgressReporter, seed_runs, stop_quietly
+from imagine.engines.remote_settings import env_int, parse_url
 from imagine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,9 @@ class HordeEngine:
         try:
             for run in seed_runs(request.seeds):
                 payload = self._payload(request, run, source)
-                answer = await self.service.json("POST", "/v2/generate/async", json_body=payload)
+                answer = await self.service.json(
+                    "POST", "/v2/generate/async", json_body=payload, submit=True
+                )
                 if not isinstance(answer, dict) or not isinstance(answer.get("id"), str):
                     raise self.service.malformed("/v2/generate/async did not return an id")
                 for warning in answer.get("warnings") or []:

@@ -9,6 +9,7 @@ no seeds and no progress: the service is told so through the capabilities.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Self
@@ -24,8 +25,9 @@ from imagine.engines.base import (
     GenerateRequest,
     ProgressCallback,
 )
-from imagine.engines.remote import FilePart, Hints, RemoteService, RetryPolicy, Timeouts, parse_url
+from imagine.engines.remote import FilePart, Hints, RemoteService, RetryPolicy, Timeouts
 from imagine.engines.remote_jobs import ProgressReporter, await_with_ticks
+from imagine.engines.remote_settings import parse_url
 from imagine.settings import Settings
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -47,6 +49,26 @@ SPECS = {
     "dall-e-2": ModelSpec(((256, 256), (512, 512), (1024, 1024)), 10, True),
     "dall-e-3": ModelSpec(((1024, 1024), (1792, 1024), (1024, 1792)), 1, True),
 }
+
+
+def can_edit(model: str) -> bool:
+    """Whether ``model`` can vary and outpaint here (``/images/edits``): gpt-image models only.
+
+    dall-e-3 has no edits; dall-e-2's edits need a square image whose transparency is the mask,
+    so a variation (no mask) and any non-square zoom or pan would be refused.
+    """
+    return model.startswith("gpt-image")
+
+
+@dataclass(frozen=True)
+class OpenAICapabilities(Capabilities):
+    """The configured model's abilities; :meth:`for_model` gives another model's."""
+
+    def for_model(self, model: str | None) -> Capabilities:
+        if model is None:
+            return self
+        edits = can_edit(model)
+        return dataclasses.replace(self, img2img=edits, outpaint=edits)
 
 
 def nearest_size(sizes: tuple[tuple[int, int], ...], width: int, height: int) -> tuple[int, int]:
@@ -82,14 +104,12 @@ class OpenAIEngine:
             timeouts=timeouts,
             explain=self._explain,
         )
-        self._capabilities = Capabilities(
+        self._capabilities = OpenAICapabilities(
             name="openai",
             native_size=1024,
             multiple=8,
-            # dall-e-2's edits need a square image whose transparency is the mask, and dall-e-3
-            # has no edits: only gpt-image models vary and outpaint here.
-            img2img=model.startswith("gpt-image"),
-            outpaint=model.startswith("gpt-image"),
+            img2img=can_edit(model),
+            outpaint=can_edit(model),
             upscale=False,
             seeds=False,
             notes=(
@@ -146,6 +166,13 @@ class OpenAIEngine:
         reporter = ProgressReporter(progress)
         reporter(0.0)
         model = request.model or self.model
+        if request.init_image is not None and not can_edit(model):
+            # A job on a --v model can still reach here through the API (buttons are not offered).
+            raise EngineError(
+                ResultCode.INVALID_PARAMETER,
+                f"OpenAI's {model} cannot edit images, so it cannot start from an image, vary or "
+                "zoom; use a --v version that runs a gpt-image model for that.",
+            )
         spec = SPECS.get(model, GPT_IMAGE)
         width, height = nearest_size(spec.sizes, request.width, request.height)
         # OpenAI refuses an empty prompt; an image-only prompt (a /blend) still says what to do.
@@ -186,10 +213,12 @@ class OpenAIEngine:
     async def _call(self, fields: dict[str, Any], files: dict[str, FilePart]) -> list[str]:
         if files:
             form: dict[str, str | FilePart] = {k: str(v) for k, v in fields.items()}
-            answer = await self.service.json("POST", "/images/edits", form=form | files, long=True)
+            answer = await self.service.json(
+                "POST", "/images/edits", form=form | files, long=True, submit=True
+            )
         else:
             answer = await self.service.json(
-                "POST", "/images/generations", json_body=fields, long=True
+                "POST", "/images/generations", json_body=fields, long=True, submit=True
             )
         data = answer.get("data") if isinstance(answer, dict) else None
         encoded = [item.get("b64_json") for item in data or [] if isinstance(item, dict)]

@@ -9,7 +9,6 @@ addresses (a GPU box on the LAN): no SSRF guard applies here, by design.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -17,15 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from yarl import URL
 
 from imagine.codes import ResultCode
-from imagine.engines.base import EngineError, EngineUnavailable
+from imagine.engines.base import EngineError
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
-"""Server-side failures worth another try; 4xx means our request is wrong and stays wrong."""
+"""Failures worth another try of a read; a 4xx means our request is wrong and stays wrong."""
+SUBMIT_RETRY_STATUSES = frozenset({503})
+"""A submission goes again only on 503 (not taken). A 500, 502 or 504 may come after the server
+queued the job (a proxy lost the answer): a second try would run it twice, at twice the cost."""
 
 
 @dataclass(frozen=True)
@@ -80,31 +81,6 @@ def error_detail(payload: Any) -> str:
             text = text.get("message") or text
     flat = " ".join(str(text).split())
     return flat[:200] + ("…" if len(flat) > 200 else "")
-
-
-def parse_url(raw: str, variable: str) -> str:
-    """A base URL from the environment, without a trailing slash, or EngineUnavailable."""
-    url = URL(raw.strip())
-    if url.scheme not in ("http", "https") or not url.host:
-        raise EngineUnavailable(f"{variable} must be an http:// or https:// address, got {raw!r}.")
-    return str(url).rstrip("/")
-
-
-def basic_auth(user: str, password: str) -> dict[str, str]:
-    """The Authorization header for HTTP basic auth (aiohttp's BasicAuth is deprecated)."""
-    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    return {"Authorization": f"Basic {token}"}
-
-
-def env_int(environ: Mapping[str, str], variable: str, default: int) -> int:
-    raw = environ.get(variable, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 64 <= int(raw) <= 4096:
-        raise EngineUnavailable(
-            f"{variable} must be a whole number of pixels (64–4096), got {raw!r}."
-        )
-    return int(raw)
 
 
 class RemoteService:
@@ -163,8 +139,14 @@ class RemoteService:
         params: Mapping[str, str] | None = None,
         long: bool = False,
         retry: bool = True,
+        submit: bool = False,
     ) -> tuple[int, bytes]:
-        """Send one request, retrying 5xx and connection failures; (status, body) of a 2xx."""
+        """Send one request; (status, body) of a 2xx.
+
+        Reads and polls are retried on connection failures, timeouts and 5xx. A ``submit`` (a
+        request that queues or renders work, which may cost kudos or money) is retried only when
+        the server surely did not take it: no connection could be made, or it answered 503.
+        """
         attempts = self.retry.attempts if retry else 1
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
@@ -180,29 +162,25 @@ class RemoteService:
                 ) as response:
                     body = await response.read()
                     status = response.status
-            except aiohttp.ConnectionTimeoutError as exc:
-                if last:
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                if last:  # no connection, so nothing was sent: even a submission may go again
                     raise self._unreachable(exc, attempts) from exc
             except TimeoutError as exc:
-                # A slow render is not retried (it would only be slow again); a slow poll is.
-                if not (long or last):
-                    log.info("%s: %s %s timed out; retrying", self.name, method, path)
-                    await asyncio.sleep(self.retry.delay(attempt))
-                    continue
-                seconds = self.timeouts.render if long else self.timeouts.light
-                raise self._fail(
-                    ResultCode.BOT_TOOK_TOO_LONG_TO_PROCESS_YOUR_COMMAND,
-                    f"{self.where} did not answer {path} within {seconds:g} s; "
-                    "check that the server is not stuck or overloaded.",
-                ) from exc
+                # A slow render is not retried (it would only be slow again), nor a submission
+                # the server may be working on; a slow poll is.
+                if long or submit or last:
+                    raise self._too_slow(path, long) from exc
             except aiohttp.ClientError as exc:
+                if submit:  # the request may have reached the server before the connection broke
+                    reason = str(exc) or type(exc).__name__
+                    raise self._not_resent(path, f"dropped the connection ({reason})") from exc
                 if last:
                     raise self._unreachable(exc, attempts) from exc
             else:
                 if status < 300:
                     return status, body
-                if status not in RETRY_STATUSES or last:
-                    raise self._status_error(status, body, path, attempt)
+                if status not in (SUBMIT_RETRY_STATUSES if submit else RETRY_STATUSES) or last:
+                    raise self._status_error(status, body, path, attempt, submit)
             log.info("%s: try %d of %s %s failed; retrying", self.name, attempt, method, path)
             await asyncio.sleep(self.retry.delay(attempt))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -251,7 +229,25 @@ class RemoteService:
             f"check {self.hints.url} and that the server is running.",
         )
 
-    def _status_error(self, status: int, body: bytes, path: str, attempts: int) -> EngineError:
+    def _too_slow(self, path: str, long: bool) -> EngineError:
+        seconds = self.timeouts.render if long else self.timeouts.light
+        return self._fail(
+            ResultCode.BOT_TOOK_TOO_LONG_TO_PROCESS_YOUR_COMMAND,
+            f"{self.where} did not answer {path} within {seconds:g} s; "
+            "check that the server is not stuck or overloaded.",
+        )
+
+    def _not_resent(self, path: str, what: str) -> EngineError:
+        return self._fail(
+            ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND,
+            f"{self.where} {what} on {path}; the job was not sent again, since the server may "
+            "have taken it and a second try could run it twice. Try again in a moment; if it "
+            "keeps happening, check the server's console and any proxy in front of it.",
+        )
+
+    def _status_error(
+        self, status: int, body: bytes, path: str, attempts: int, submit: bool = False
+    ) -> EngineError:
         try:
             payload: Any = json.loads(body)
         except ValueError:
@@ -281,9 +277,12 @@ class RemoteService:
                 ResultCode.FAILED_TO_REQUEST,
                 f"{self.where} rejected the request to {path} (HTTP {status}: {detail}).",
             )
+        if submit and status not in SUBMIT_RETRY_STATUSES:
+            return self._not_resent(path, f"answered HTTP {status} ({detail})")
+        tries = "1 try" if attempts == 1 else f"{attempts} tries"
         return self._fail(
             ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND,
-            f"{self.where} failed on {path} (HTTP {status}: {detail}) after {attempts} tries; "
+            f"{self.where} failed on {path} (HTTP {status}: {detail}) after {tries}; "
             "check the server's console.",
         )
 

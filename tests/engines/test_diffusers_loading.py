@@ -196,3 +196,75 @@ async def test_quality_and_stylize_reach_the_pipeline(engine: Engine) -> None:
     [prompt] = parse("a cat --q 2")
     planned = plan_generation(prompt, caps, seeds=(1,), models={}, default_model=None)
     assert planned.steps == max(1, round(caps.default_steps * 2))
+
+
+BROKEN_INDEX = (
+    '{"_class_name": "StableDiffusionPipeline",\n  "unet": ["diffusers" "UNet2DConditionModel"]\n'
+)
+
+
+async def test_a_broken_model_index_in_a_folder_names_the_file_and_the_error(
+    settings: Settings, tiny_models: TinyModels, tmp_path: Path
+) -> None:
+    import shutil
+
+    folder = tmp_path / "tiny-sd-turbo-broken"
+    shutil.copytree(tiny_models.pipeline, folder)
+    index = folder / "model_index.json"
+    index.write_text(BROKEN_INDEX, encoding="utf-8")  # a lost comma, as a hand edit leaves it
+    engine = create_engine(diffusers_settings(settings, folder))
+
+    with pytest.raises(EngineUnavailable) as caught:
+        await engine.start()
+    await engine.close()
+
+    message = str(caught.value)
+    assert str(index) in message
+    assert "not valid JSON" in message
+    assert "line 2, column" in message
+    assert "hf download" not in message  # it is there: downloading would not help
+    assert "neither a local diffusers folder" not in message
+    assert _one_sentence(message)
+
+
+async def test_a_folder_without_a_model_index_says_so(
+    settings: Settings, tiny_models: TinyModels, tmp_path: Path
+) -> None:
+    folder = tmp_path / "not-a-pipeline"
+    (folder / "unet").mkdir(parents=True)
+    engine = create_engine(diffusers_settings(settings, folder))
+
+    with pytest.raises(EngineUnavailable) as caught:
+        await engine.start()
+    await engine.close()
+
+    message = str(caught.value)
+    assert str(folder) in message
+    assert "has no model_index.json" in message
+    assert "hf download" not in message
+    assert _one_sentence(message)
+
+
+async def test_a_broken_model_index_in_the_hub_cache_names_the_file(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+
+    # The Hugging Face cache's own layout: refs/main names the snapshot that holds the files.
+    repo = tmp_path / "hub" / "models--someone--tiny-sd-turbo"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40, encoding="utf-8")
+    (snapshot / "model_index.json").write_text(BROKEN_INDEX, encoding="utf-8")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    engine = create_engine(diffusers_settings(settings, "someone/tiny-sd-turbo"))
+
+    with pytest.raises(EngineUnavailable) as caught:
+        await engine.start()
+    await engine.close()
+
+    message = str(caught.value)
+    assert str(snapshot / "model_index.json") in message
+    assert "not valid JSON" in message
+    assert _one_sentence(message)

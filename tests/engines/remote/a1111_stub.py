@@ -24,6 +24,8 @@ class A1111Stub(StubServer):
         self.credentials = credentials
         self.return_grid = False
         self.running = False
+        self.renders = 0
+        """Batches rendered (each costs the GPU the whole render)."""
         self.interrupted = asyncio.Event()
 
     def routes(self) -> list[web.RouteDef]:
@@ -67,6 +69,7 @@ class A1111Stub(StubServer):
             return self._refuse()
         body: dict[str, Any] = self.bodies[request.path][-1]
         seeds = [body["seed"] + k for k in range(body.get("batch_size", 1))]
+        self.renders += 1
         self.running = True
         try:
             async with asyncio.timeout(self.render_seconds):

@@ -6,6 +6,12 @@ worker runs the queue in order, sending to ``/ws?clientId=``: ``execution_start`
 ``executed``, ``execution_success`` and ``executing {node: null}``; the history entry is written
 just after, as ComfyUI's prompt worker does. Modes: ``ok``, ``legacy`` (no execution_success),
 ``error`` (execution_error), ``stuck`` (never finishes), ``invalid`` (400 from /prompt).
+
+``GET /queue`` answers ``{"queue_running": [...], "queue_pending": [...]}``, each entry
+``[number, prompt_id, prompt, extra_data, outputs_to_execute]``; ``POST /queue {"delete": [ids]}``
+drops waiting prompts. ``POST /interrupt`` stops whatever prompt is running, whoever queued it,
+as older servers do; with ``targeted_interrupt`` (newer servers) a body ``{"prompt_id"}`` stops
+only that prompt, if it is the running one.
 """
 
 from __future__ import annotations
@@ -38,8 +44,14 @@ class ComfyUIStub(StubServer):
         self.prompts: dict[str, dict[str, Any]] = {}
         self.sockets: dict[str, web.WebSocketResponse] = {}
         self.queue: asyncio.Queue[tuple[str, dict[str, Any], str]] = asyncio.Queue()
+        self.entries: dict[str, list[Any]] = {}
+        self.running: str | None = None
         self.deleted: set[str] = set()
+        """Prompts a client asked to delete; those still waiting never run."""
+        self.targeted_interrupt = False
         self.interrupted = asyncio.Event()
+        self.interrupted_prompts: list[str] = []
+        """The prompts an interrupt stopped, in order."""
 
     def app(self) -> web.Application:
         app = super().app()
@@ -55,6 +67,7 @@ class ComfyUIStub(StubServer):
             web.get("/history/{prompt_id}", self.get_history),
             web.get("/view", self.view),
             web.post("/interrupt", self.interrupt),
+            web.get("/queue", self.queue_state),
             web.post("/queue", self.queue_change),
         ]
 
@@ -94,6 +107,14 @@ class ComfyUIStub(StubServer):
 
     async def prompt(self, request: web.Request) -> web.Response:
         body = self.bodies[request.path][-1]
+        if broken := _broken_link(body["prompt"]):
+            error = {
+                "type": "invalid_prompt",
+                "message": "Cannot execute because a node links to a node that does not exist.",
+                "details": broken,
+                "extra_info": {},
+            }
+            return web.json_response({"error": error, "node_errors": {}}, status=400)
         if self.mode == "invalid":
             error = {
                 "type": "prompt_outputs_failed_validation",
@@ -118,10 +139,11 @@ class ComfyUIStub(StubServer):
             return web.json_response({"error": error, "node_errors": node_errors}, status=400)
         prompt_id = str(uuid.uuid4())
         self.prompts[prompt_id] = body["prompt"]
+        number = len(self.prompts)
+        extra = {"client_id": body["client_id"]}
+        self.entries[prompt_id] = [number, prompt_id, body["prompt"], extra, ["9"]]
         await self.queue.put((prompt_id, body["prompt"], body["client_id"]))
-        return web.json_response(
-            {"prompt_id": prompt_id, "number": len(self.prompts), "node_errors": {}}
-        )
+        return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": {}})
 
     async def get_history(self, request: web.Request) -> web.Response:
         prompt_id = request.match_info["prompt_id"]
@@ -135,10 +157,25 @@ class ComfyUIStub(StubServer):
         return web.Response(body=data, content_type="image/png")
 
     async def interrupt(self, request: web.Request) -> web.Response:
-        self.interrupted.set()
+        body = self.bodies[request.path][-1]
+        wanted = body.get("prompt_id") if self.targeted_interrupt and body else None
+        if self.running is not None and wanted in (None, self.running):
+            self.interrupted_prompts.append(self.running)
+            self.interrupted.set()
         return web.Response()
 
+    async def queue_state(self, request: web.Request) -> web.Response:
+        waiting = [
+            entry
+            for prompt_id, entry in self.entries.items()
+            if prompt_id != self.running and prompt_id not in self.history
+            if prompt_id not in self.deleted
+        ]
+        running = [self.entries[self.running]] if self.running is not None else []
+        return web.json_response({"queue_running": running, "queue_pending": waiting})
+
     async def queue_change(self, request: web.Request) -> web.Response:
+        # A running prompt is not in the queue any more: deleting it does nothing to it.
         self.deleted.update(self.bodies[request.path][-1].get("delete", []))
         return web.Response()
 
@@ -151,7 +188,11 @@ class ComfyUIStub(StubServer):
         while True:
             prompt_id, workflow, client_id = await self.queue.get()
             if prompt_id not in self.deleted:
-                await self._execute(prompt_id, workflow, client_id)
+                self.running = prompt_id
+                try:
+                    await self._execute(prompt_id, workflow, client_id)
+                finally:
+                    self.running = None
 
     async def _execute(self, prompt_id: str, workflow: dict[str, Any], client_id: str) -> None:
         start = {"prompt_id": prompt_id, "timestamp": 1}
@@ -164,6 +205,7 @@ class ComfyUIStub(StubServer):
             if self.mode == "stuck":
                 await self.interrupted.wait()
             if self.interrupted.is_set():
+                self.interrupted.clear()  # an interrupt stops the running prompt only
                 data = {
                     "prompt_id": prompt_id,
                     "node_id": "3",
@@ -221,6 +263,15 @@ class ComfyUIStub(StubServer):
         else:
             size = self.uploads[nodes["LoadImage"]["image"]].size
         return tile(seed, *size)
+
+
+def _broken_link(workflow: dict[str, Any]) -> str:
+    """The first input linking ([node id, output]) to a node the workflow lacks, or ""."""
+    for node_id, node in workflow.items():
+        for name, value in node["inputs"].items():
+            if isinstance(value, list) and isinstance(value[0], str) and value[0] not in workflow:
+                return f"node {node_id} input {name} links to missing node {value[0]}"
+    return ""
 
 
 def _entry(

@@ -5,6 +5,9 @@ the documented shapes. The switches work on any path, before the route runs:
 
 - ``fail_next(path, status, body, times)``: answer ``status`` with ``body`` that many times,
   then serve normally (401, "5xx then OK", moderation errors...);
+- ``take_then_fail(path, status, body, times)``: run the route (the server takes the request:
+  a job is queued, kudos are spent), then answer ``status`` instead, as a proxy in front of the
+  server does when it loses the server's answer (502, 504);
 - ``hang(path)``: never answer (until the test ends);
 - ``malformed(path)``: answer 200 with an HTML page instead of JSON.
 """
@@ -58,12 +61,17 @@ class StubServer:
         self.bodies: defaultdict[str, list[Any]] = defaultdict(list)
         self.headers: defaultdict[str, list[dict[str, str]]] = defaultdict(list)
         self.failures: defaultdict[str, list[tuple[int, Any]]] = defaultdict(list)
+        self.lost_answers: defaultdict[str, list[tuple[int, Any]]] = defaultdict(list)
         self.hanging: set[str] = set()
         self.broken: set[str] = set()
         self.released = asyncio.Event()
 
     def fail_next(self, path: str, status: int, body: Any = None, times: int = 1) -> None:
         self.failures[path] += [(status, body if body is not None else {"detail": "stub"})] * times
+
+    def take_then_fail(self, path: str, status: int, body: Any = None, times: int = 1) -> None:
+        answer = (status, body if body is not None else "<html>502 Bad Gateway</html>")
+        self.lost_answers[path] += [answer] * times
 
     def hang(self, path: str) -> None:
         self.hanging.add(path)
@@ -93,6 +101,11 @@ class StubServer:
         if path in self.broken:
             return web.Response(text="<html>502 Bad Gateway</html>", content_type="text/html")
         response: web.StreamResponse = await handler(request)
+        if self.lost_answers[path]:
+            status, body = self.lost_answers[path].pop(0)
+            if isinstance(body, str):
+                return web.Response(text=body, status=status, content_type="text/html")
+            return web.json_response(body, status=status)
         return response
 
 

@@ -104,6 +104,8 @@ async def test_outpaint_sends_the_mask_white_where_to_paint(
         False,
         0,
     )
+    # the border grows from the pre-filled picture, not from noise (1.0 would ignore it)
+    assert body["denoising_strength"] == 0.85
 
 
 async def test_seeds_that_are_not_consecutive_become_one_batch_per_run(
@@ -164,7 +166,7 @@ async def test_server_errors_are_retried_then_succeed(
     stub_and_engine: tuple[A1111Stub, A1111Engine],
 ) -> None:
     stub, engine = stub_and_engine
-    stub.fail_next("/sdapi/v1/txt2img", 502, times=2)
+    stub.fail_next("/sdapi/v1/txt2img", 503, times=2)  # a 502 is not resent: test_submissions
     tiles = await engine.generate(txt2img(), ProgressLog())
     assert stub.hits["/sdapi/v1/txt2img"] == 3
     assert len(tiles) == 4
@@ -174,7 +176,7 @@ async def test_server_errors_that_persist_fail_after_the_bounded_tries(
     stub_and_engine: tuple[A1111Stub, A1111Engine],
 ) -> None:
     stub, engine = stub_and_engine
-    stub.fail_next("/sdapi/v1/txt2img", 500, {"detail": "CUDA out of memory"}, times=5)
+    stub.fail_next("/sdapi/v1/txt2img", 503, {"detail": "CUDA out of memory"}, times=5)
     with pytest.raises(EngineError) as caught:
         await engine.generate(txt2img(), ProgressLog())
     assert stub.hits["/sdapi/v1/txt2img"] == 3

@@ -13,7 +13,12 @@ from aiohttp.test_utils import TestServer
 
 from imagine.codes import ResultCode
 from imagine.engines import create_engine
-from imagine.engines.base import EngineCancelled, EngineError, EngineUnavailable
+from imagine.engines.base import (
+    OUTPAINT_STRENGTH,
+    EngineCancelled,
+    EngineError,
+    EngineUnavailable,
+)
 from imagine.engines.comfyui import ComfyUIEngine
 from imagine.settings import Settings
 from tests.engines.remote.comfyui_stub import CHECKPOINTS, ComfyUIStub
@@ -109,14 +114,28 @@ async def test_outpaint_uploads_a_mask_read_from_its_red_channel(
     stub_and_engine: tuple[ComfyUIStub, ComfyUIEngine],
 ) -> None:
     stub, engine = stub_and_engine
-    await engine.generate(txt2img(init_image=init_image(), mask=outpaint_mask()), ProgressLog())
+    request = txt2img(init_image=init_image(), mask=outpaint_mask(), strength=1.0)
+    await engine.generate(request, ProgressLog())
 
-    graph = nodes(stub.bodies["/prompt"][0]["prompt"])
+    workflow = stub.bodies["/prompt"][0]["prompt"]
+    graph = nodes(workflow)
     mask = stub.uploads[graph["LoadImageMask"]["image"]].convert("RGB")
     assert graph["LoadImageMask"]["channel"] == "red"
     assert channels(mask, 60, 10)[0] == 255
     assert channels(mask, 10, 10)[0] == 0
-    assert graph["VAEEncodeForInpaint"]["mask"] == ["11", 0]
+    # The canvas is encoded as it is (VAEEncodeForInpaint would grey the pre-filled border, which
+    # only an inpainting checkpoint can fill), and only the masked border is sampled again...
+    ids = {node["class_type"]: node_id for node_id, node in workflow.items()}
+    assert "VAEEncodeForInpaint" not in graph
+    assert graph["VAEEncode"]["pixels"] == [ids["LoadImage"], 0]
+    assert graph["SetLatentNoiseMask"] == {
+        "samples": [ids["VAEEncode"], 0],
+        "mask": [ids["LoadImageMask"], 0],
+    }
+    assert graph["KSampler"]["latent_image"] == [ids["SetLatentNoiseMask"], 0]
+    # ...starting from that border, not from pure noise, so that it continues the picture.
+    assert graph["KSampler"]["denoise"] == OUTPAINT_STRENGTH
+    assert 0.85 <= OUTPAINT_STRENGTH <= 0.9
 
 
 async def test_older_servers_without_execution_success_still_finish(

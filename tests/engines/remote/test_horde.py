@@ -253,7 +253,7 @@ async def test_server_errors_are_retried_at_submit_and_while_checking(
     stub, engine = stub_and_engine
     stub.checks_until_done = 1
     stub.check_failures = 2
-    stub.fail_next(SUBMIT, 502)
+    stub.fail_next(SUBMIT, 503)  # a 502 at submit is not resent: test_submissions
     tiles = await engine.generate(txt2img(seeds=(1,)), ProgressLog())
     assert stub.hits[SUBMIT] == 2
     assert checks(stub) == 3

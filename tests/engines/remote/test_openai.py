@@ -200,7 +200,8 @@ async def test_no_quota_points_at_billing(
 
 async def test_server_errors_are_retried(stub_and_engine: tuple[OpenAIStub, OpenAIEngine]) -> None:
     stub, engine = stub_and_engine
-    stub.fail_next(GENERATIONS, 500, {"error": {"message": "internal", "code": None}}, times=2)
+    error = {"error": {"message": "overloaded", "code": None}}
+    stub.fail_next(GENERATIONS, 503, error, times=2)  # a 500 is not resent: test_submissions
     tiles = await engine.generate(txt2img(), ProgressLog())
     assert stub.hits[GENERATIONS] == 3
     assert len(tiles) == 4

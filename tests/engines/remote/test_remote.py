@@ -12,8 +12,9 @@ from PIL import Image
 from imagine.codes import ResultCode
 from imagine.engines import comfyui_workflows, imagecodec
 from imagine.engines.base import EngineCancelled, EngineError, EngineUnavailable
-from imagine.engines.remote import Hints, RemoteService, RetryPolicy, error_detail, parse_url
+from imagine.engines.remote import Hints, RemoteService, RetryPolicy, error_detail
 from imagine.engines.remote_jobs import ProgressReporter, await_with_ticks, seed_runs
+from imagine.engines.remote_settings import parse_url
 from tests.engines.remote.conftest import (
     FAST_RETRY,
     FAST_TIMEOUTS,
