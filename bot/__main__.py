@@ -82,7 +82,7 @@ def configure_logging(level: str) -> None:
     )
     formatter = discord.utils.MISSING if sys.stderr.isatty() else plain
     discord.utils.setup_logging(level=getattr(logging, level), formatter=formatter, root=True)
-    logs.install_escaping()  # a prompt or a name with a line break cannot forge log lines
+    logs.install()  # a prompt or a name with a line break cannot forge log lines
 
 
 def fail(message: str) -> None:

@@ -17,10 +17,10 @@ class FetchError(ValueError):
 
 
 def guarded_session(
-    allow_private: bool, timeout: float, connect: float = 10.0
+    allow_private: bool, timeout: float, connect: float = 10.0, limit: int = 100
 ) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(**guarded_connector_kwargs(allow_private)),
+        connector=aiohttp.TCPConnector(limit=limit, **guarded_connector_kwargs(allow_private)),
         timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, connect)),
         headers={"User-Agent": "imagine-bot (+image prompt fetch)"},
     )

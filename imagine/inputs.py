@@ -49,10 +49,20 @@ class Inputs:
                     names[url] = name
                     continue
                 # its own task: a client that hangs up must not stop a write others wait for
-                task = asyncio.create_task(self._write(url, name, data))
+                task = asyncio.create_task(self._write(name, data))
                 self._storing[name] = task
                 task.add_done_callback(functools.partial(self._written, name))
-            await asyncio.shield(task)
+            try:
+                await asyncio.shield(task)
+            except ValueError as exc:  # each request is told of its own link, no one else's
+                raise ServiceError(
+                    400, ResultCode.INVALID_LINK, f"The link {url} cannot be used: {exc}."
+                ) from None
+            except OSError as exc:
+                why = (
+                    DISK_FULL if is_disk_full(exc) else f"The images folder failed ({exc.strerror})"
+                )
+                raise unavailable(f"{why}, so the image from {url} cannot be kept.") from None
             names[url] = name
         return names
 
@@ -61,20 +71,9 @@ class Inputs:
         if not task.cancelled():
             task.exception()  # retrieved here too, in case every waiter went away
 
-    async def _write(self, url: str, name: str, data: bytes) -> None:
+    async def _write(self, name: str, data: bytes) -> None:
+        """Decode (ValueError: not a usable image) and store (OSError: the disk) one image."""
         async with self._decoding:
-            try:
-                image = await asyncio.to_thread(images.decode, data)
-            except ValueError as exc:
-                raise ServiceError(
-                    400, ResultCode.INVALID_LINK, f"The link {url} cannot be used: {exc}."
-                ) from None
-            try:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                await asyncio.to_thread(images.save_png, image, self.folder / name)
-            except OSError as exc:
-                if is_disk_full(exc):
-                    raise unavailable(
-                        f"{DISK_FULL}, so the image from {url} cannot be kept."
-                    ) from None
-                raise
+            image = await asyncio.to_thread(images.decode, data)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(images.save_png, image, self.folder / name)

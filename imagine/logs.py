@@ -12,6 +12,8 @@ import logging
 import unicodedata
 from typing import Any
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -57,6 +59,32 @@ def install_escaping() -> None:
     logging.setLogRecordFactory(factory)
 
 
+class MalformedRequests(logging.Filter):
+    """aiohttp logs every malformed HTTP request it refuses (a header over 8 KiB, a bad chunk
+    size, an unknown HTTP version) as an error with a traceback. That is the client's mistake,
+    already answered 400: one warning line without the traceback, so clients cannot flood the
+    log with tracebacks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 400) < 500:
+            record.msg, record.args = (
+                "refused a malformed HTTP request: %s",
+                (escape(exc.message or type(exc).__name__),),
+            )
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def install() -> None:
+    """Escaped arguments everywhere, and one line for each malformed request aiohttp refuses."""
+    install_escaping()
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequests) for f in server.filters):
+        server.addFilter(MalformedRequests())
+
+
 def configure(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format=_FORMAT)
-    install_escaping()
+    install()

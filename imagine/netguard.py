@@ -78,6 +78,8 @@ def check_url(url: str, *, allow_private: bool) -> URL:
         raise BlockedAddress("only http and https links can be used")
     if not parsed.host:
         raise BlockedAddress("the link has no host name")
+    if parsed.explicit_port == 0:
+        raise BlockedAddress("port 0 cannot be connected to")
     if parsed.user or parsed.password:
         raise BlockedAddress("links with a user name or password are not accepted")
     check_host(parsed.raw_host or parsed.host)
@@ -108,9 +110,17 @@ def check_host(host: str) -> None:
         raise BlockedAddress(f"the numeric address {host[:80]!r} cannot end with a dot")
     if len(name) > 253:
         raise BlockedAddress("the host name is longer than 253 characters")
-    for label in name.split("."):
+    labels = name.split(".")
+    if labels[-1].isdigit() and parse_ip_literal(name) is None:
+        # no top-level domain is a number: this was meant as an IP address and is not one
+        raise BlockedAddress(f"{host[:80]!r} is not a valid IP address")
+    for label in labels:
         if not label:
             raise BlockedAddress(f"the host name {host[:80]!r} has an empty label")
+        if label.startswith("-") or label.endswith("-"):
+            raise BlockedAddress(
+                f"the host name {host[:80]!r} has a label that starts or ends with -"
+            )
         if len(label) > 63:
             raise BlockedAddress(
                 f"the host name has a label of {len(label)} characters (at most 63)"

@@ -184,16 +184,32 @@ class ImagineService:
                 return
             job.status, job.started_at, job.attempts = JobStatus.RUNNING, utcnow(), job.attempts + 1
             try:
-                await self.store.save(job, JobStatus.QUEUED)
-            except StoreUnavailable as exc:  # it cannot even start: it ends, saved when it can be
-                job.status, job.started_at, job.attempts = JobStatus.QUEUED, None, job.attempts - 1
-                self.runner.end_unsaved(job, JobStatus.QUEUED, exc)
-                return
-            job = await self.runner.run(job)
+                try:
+                    # shielded inside: cancelled here, the write still lands before the requeue
+                    await self.store.save(job, JobStatus.QUEUED)
+                except StoreUnavailable as exc:  # it cannot even start: it ends, saved later
+                    job.status, job.started_at = JobStatus.QUEUED, None
+                    job.attempts -= 1
+                    self.runner.end_unsaved(job, JobStatus.QUEUED, exc)
+                    return
+                job = await self.runner.run(job)
+            except asyncio.CancelledError:
+                if self._draining:  # an orderly stop is not a crash: this start does not count
+                    await self._requeue(job)
+                raise
         finally:
             self.active.discard(job_id)
             self._unfinished.pop(job_id, None)
         self.webhooks.wake()
+
+    async def _requeue(self, job: Job) -> None:
+        job.status, job.started_at, job.attempts = JobStatus.QUEUED, None, job.attempts - 1
+        try:
+            await self.store.save(job, JobStatus.RUNNING)
+        except Exception as exc:  # it stays running there, and resumes all the same
+            log.warning("job %s: could not be put back in the queue at stop: %s", job.id, exc)
+        else:
+            log.info("job %s goes back to the queue for the next start", job.id)
 
     async def _save_unsaved(self) -> None:
         """Jobs that ended while the database could not be written (a full disk) are saved, with
@@ -233,6 +249,7 @@ class ImagineService:
 
     async def _add(self, jobs: list[Job], quota: Quota | None) -> None:
         """Store the jobs, only if the quota allows them (checked in the insert's transaction)."""
+        self._check_open()  # again: fetching an image link may have outlasted the start of a stop
         try:
             await self.store.add(jobs, quota)
         except LimitReached as reached:
@@ -268,10 +285,11 @@ class ImagineService:
         self._check_open()
         webhook = self._check_webhook(webhook)
         self.limits.check_rate(ref, token)
+        context = self.runner.context
         try:
             prompts = parse(msg)
-            for prompt in prompts:  # an unmapped --v is an error now, not when the job runs
-                choose_model(prompt, self.runner.context.models, self.runner.context.default_model)
+            # an unmapped --v is an error now, not when the job runs
+            models = [choose_model(p, context.models, context.default_model) for p in prompts]
         except PromptError as exc:
             raise ServiceError(400, exc.code, exc.message) from None
         if not ignore_prefilter:
@@ -280,12 +298,14 @@ class ImagineService:
             for prompt in prompts:
                 if word := self.prefilter.find(f"{prompt.text} {prompt.negative_prompt}"):
                     raise ServiceError(400, ResultCode.BANNED_PROMPT, f"Invalid phrase: '{word}'")
-        if any(p.image_urls for p in prompts) and not self.engine.capabilities.img2img:
-            raise ServiceError(
-                400, ResultCode.INVALID_PARAMETER,
-                f"The {self.engine.capabilities.name} engine cannot start from an image; "
-                "remove the image link.",
-            )  # fmt: skip
+        for prompt, model in zip(prompts, models, strict=True):
+            # the job's own model decides (one --v may map to a model that cannot edit)
+            if prompt.image_urls and not context.capabilities.for_model(model).img2img:
+                raise ServiceError(
+                    400, ResultCode.INVALID_PARAMETER,
+                    f"The {self.engine.capabilities.name} engine cannot start from an image"
+                    f"{f' with {model}' if model else ''}; remove the image link.",
+                )  # fmt: skip
         if len({url for p in prompts for url in p.image_urls}) > MAX_IMAGE_PROMPTS:
             raise ServiceError(400, ResultCode.INVALID_LINK,
                                f"At most {MAX_IMAGE_PROMPTS} image links can start a prompt.")  # fmt: skip

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Imagine-Signature"
 PER_ORIGIN = 4
+UNSAVED_RETRY = 5.0
 CONNECT_TIMEOUT = 3.0
 """A receiver that takes longer than this to accept a connection is down: try it again later."""
 
@@ -55,6 +56,9 @@ class WebhookSender:
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._origins = KeyedSemaphores(PER_ORIGIN)
+        self._unsaved: dict[int, tuple[str, int, float, str]] = {}
+        """Outcomes (state, attempts, next_at, error) that could not be saved (a full disk): not
+        sent again until saved, or the row, still pending, would go out again at once."""
 
     def wake(self) -> None:
         """A delivery was added: look at the outbox now."""
@@ -62,8 +66,10 @@ class WebhookSender:
 
     async def run(self) -> None:
         """Deliver due webhooks until cancelled."""
+        # no pool-wide cap: the per-origin slots bound it, and a shared cap (aiohttp's default
+        # is 100) would let hanging receivers on many origins hold up everyone's deliveries
         async with guarded_session(
-            self._policy.allow_private, self._timeout, CONNECT_TIMEOUT
+            self._policy.allow_private, self._timeout, CONNECT_TIMEOUT, limit=0
         ) as session:
             try:
                 while True:
@@ -75,6 +81,8 @@ class WebhookSender:
                         log.exception("webhook outbox: could not read due deliveries")
                         next_at = time.time() + 5.0
                     wait = 3600.0 if next_at is None else max(0.05, next_at - time.time())
+                    if self._unsaved:  # the database cannot be written: no hurry
+                        wait = UNSAVED_RETRY
                     # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
                     # that arrives as the event is set, and shutdown would then wait for ever.
                     with contextlib.suppress(TimeoutError):
@@ -86,10 +94,13 @@ class WebhookSender:
                 await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
     async def _start_due(self, session: aiohttp.ClientSession) -> None:
+        for webhook_id, outcome in list(self._unsaved.items()):
+            await self._save(webhook_id, *outcome)
         # the ones in flight come back too: ask for enough that due ones behind them are seen
-        due = await self._store.due_webhooks(time.time(), 100 + len(self._in_flight))
+        skip = len(self._in_flight) + len(self._unsaved)
+        due = await self._store.due_webhooks(time.time(), 100 + skip)
         for webhook_id, job_id, url, body, attempts in due:
-            if webhook_id in self._in_flight:
+            if webhook_id in self._in_flight or webhook_id in self._unsaved:
                 continue
             task = asyncio.create_task(
                 self._deliver(session, webhook_id, job_id, url, body, attempts)
@@ -132,12 +143,21 @@ class WebhookSender:
                 "webhook for job %s to %s given up after %d tries: %s", job_id, url, attempts, error
             )
             state, next_at = "failed", time.time()
+        if not await self._save(webhook_id, state, attempts, next_at, error or ""):
+            log.error("webhook for job %s: its state cannot be saved now; saved later", job_id)
+
+    async def _save(
+        self, webhook_id: int, state: str, attempts: int, next_at: float, error: str
+    ) -> bool:
         try:
             await self._store.update_webhook(
-                webhook_id, state=state, attempts=attempts, next_at=next_at, error=error or ""
+                webhook_id, state=state, attempts=attempts, next_at=next_at, error=error
             )
-        except Exception:
-            log.exception("webhook for job %s: its state could not be saved", job_id)
+        except Exception:  # the database cannot be written: keep the outcome, try again later
+            self._unsaved[webhook_id] = (state, attempts, next_at, error)
+            return False
+        self._unsaved.pop(webhook_id, None)
+        return True
 
     def _slot(self, url: str) -> contextlib.AbstractAsyncContextManager[None]:
         """One of the receiving origin's :data:`PER_ORIGIN` slots."""

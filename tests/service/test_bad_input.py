@@ -131,6 +131,23 @@ CASES: list[tuple[str, str, bytes | None, dict[str, str], int, str]] = [
         400,
         "space",
     ),
+    *[
+        (
+            "POST",
+            "/v2/imagine",
+            b'{"msg": "a", "webhookOverride": "' + url + b'"}',
+            JSON,
+            400,
+            words,
+        )
+        for url, words in [
+            (b"http://example.com:0/h", "port 0"),
+            (b"http://256.256.256.256/h", "not a valid IP address"),
+            (b"http://99999999999/h", "not a valid IP address"),
+            (b"http://1.2.3.4.5/h", "not a valid IP address"),
+            (b"http://-bad-.example/h", "starts or ends with -"),
+        ]
+    ],
     # button
     ("POST", "/v2/button", b"{}", JSON, 400, "'buttonMessageId' is missing"),
     ("POST", "/v2/button", b'{"buttonMessageId": "x"}', JSON, 400, "'button' is missing"),

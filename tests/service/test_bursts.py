@@ -205,6 +205,33 @@ async def test_another_token_cannot_see_or_press_a_job(make_client: ClientFactor
     assert ok.status == 200
 
 
+async def test_an_image_error_names_only_the_requests_own_link(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    """Two tokens send the same bytes (not an image) at once through different links: each is
+    told of its own link, never of the other's (whose query string may hold a signature)."""
+    server = await _image_server(tmp_path)
+    try:
+        client = await make_client(api_tokens=("tokA", "tokB"), rate_per_user=0)
+        links = {
+            token: f"{server.make_url('/junk.png')}?sig=secret-of-{token}"
+            for token in ("tokA", "tokB")
+        }
+        answers = await asyncio.gather(*(
+            client.post("/v2/imagine", json={"msg": f"{link} a cat"},
+                        headers={"Authorization": f"Bearer {token}"})
+            for token, link in links.items()
+        ))  # fmt: skip
+        for (token, link), response in zip(links.items(), answers, strict=True):
+            body = await response.json()
+            assert response.status == 400, body
+            assert link in body["msg"]
+            other = "tokB" if token == "tokA" else "tokA"
+            assert f"secret-of-{other}" not in body["msg"]
+    finally:
+        await server.close()
+
+
 # the same new image, many times at once
 
 
@@ -221,6 +248,7 @@ async def _image_server(tmp_path: Path) -> TestServer:
         "a.png": _png(Image.new("RGB", (256, 256), (200, 30, 30))),
         "b.png": _png(Image.new("RGB", (256, 256), (30, 30, 200))),
         "noise.png": _png(noisy),
+        "junk.png": b"\x89PNG not really" * 1000,
     }
 
     async def serve(request: web.Request) -> web.Response:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from PIL import Image
 
 from imagine.engines.base import GenerateRequest, ProgressCallback
@@ -151,3 +152,33 @@ def test_fill_really_fills(tmp_path: Path) -> None:
         with pytest.raises(OSError, match="No space") as raised:
             (disk / "more").write_bytes(b"x" * 8192)
         assert raised.value.errno == errno.ENOSPC
+
+
+async def test_a_webhook_whose_delivery_cannot_be_recorded_is_not_sent_again_and_again(
+    make_client: ClientFactory, settings: Any, aiohttp_server: Any
+) -> None:
+    """The receiver takes the webhook, and the disk fills before "delivered" can be written:
+    the delivery is kept in memory and not sent again while the disk stays full."""
+    with small_disk(settings.data_dir, "2m") as data:
+        hits: list[float] = []
+        fillers: list[Path] = []
+
+        async def hook(request: web.Request) -> web.Response:
+            await request.read()
+            hits.append(asyncio.get_running_loop().time())
+            if not fillers:
+                fillers.append(fill(data))
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        receiver = await aiohttp_server(app, host="127.0.0.1")
+        client = await make_client()
+        await submit(client, "a kite", webhookOverride=str(receiver.make_url("/hook")))
+        await asyncio.sleep(3)
+        assert len(hits) == 1  # it was sent again and again in a tight loop
+        fillers[0].unlink()
+        await asyncio.sleep(6)  # space is back: the outcome is saved, nothing is sent again
+        assert len(hits) == 1
+        with sqlite3.connect(f"file:{data / 'jobs.sqlite3'}?mode=ro", uri=True) as db:
+            assert db.execute("SELECT state FROM webhooks").fetchall() == [("delivered",)]

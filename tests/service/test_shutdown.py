@@ -89,7 +89,8 @@ async def test_a_job_longer_than_the_grace_stays_resumable(tmp_path: Path) -> No
             code = await process.wait()
         assert code == 0
         assert asyncio.get_running_loop().time() - started < 8
-        assert _row(tmp_path, job) == ("running", 1)  # interrupted, to be resumed
+        # back in the queue, and an orderly stop does not count as one of its 3 attempts
+        assert _row(tmp_path, job) == ("queued", 0)
 
         process = await _serve(tmp_path, port, IMAGINE_PLACEHOLDER_SECONDS="0.05")
         try:
@@ -100,7 +101,47 @@ async def test_a_job_longer_than_the_grace_stays_resumable(tmp_path: Path) -> No
         finally:
             process.terminate()
             await process.wait()
-    assert _row(tmp_path, job) == ("done", 2)
+    assert _row(tmp_path, job) == ("done", 1)
+
+
+async def test_graceful_stops_never_use_up_a_jobs_attempts(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    slow = {"IMAGINE_PLACEHOLDER_SECONDS": "60", "IMAGINE_SHUTDOWN_GRACE": "0"}
+    async with aiohttp.ClientSession() as session:
+        process = await _serve(tmp_path, port, **slow)
+        job = await _submit(session, base, "a lighthouse stopped four times")
+        for _ in range(4):  # max_attempts is 3: a fourth start used to give the job up
+            await _until_running(session, base, job)
+            process.send_signal(signal.SIGTERM)
+            assert await process.wait() == 0
+            process = await _serve(tmp_path, port, **slow)
+        assert (await _status(session, base, job)).get("status") in ("queued", "running")
+        process.send_signal(signal.SIGTERM)
+        await process.wait()
+
+
+async def test_malformed_http_is_one_log_line_without_a_traceback(tmp_path: Path) -> None:
+    port = free_port()
+    process = await _serve(tmp_path, port)
+    try:
+        for request in (
+            b"GET /health HTTP/1.1\r\nHost: a\r\nX-Big: " + b"y" * 10000 + b"\r\n\r\n",
+            b"GET /v2/info?user=" + b"x" * 10000 + b" HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"POST /v2/imagine HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
+        ):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request)
+            await writer.drain()
+            answer = await reader.read()
+            writer.close()
+            assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request"), answer[:80]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await process.wait()
+    output = (await process.stdout.read()).decode() if process.stdout else ""
+    assert "Traceback" not in output
+    assert output.count("refused a malformed HTTP request") == 3
 
 
 async def test_what_users_send_cannot_forge_log_lines(tmp_path: Path) -> None:

@@ -235,3 +235,44 @@ async def test_a_hanging_receiver_with_32_deliveries_holds_up_nobody_else(
             writer.close()
         hanging.close()
         await fast.server.close()
+
+
+async def test_hanging_receivers_on_many_origins_hold_up_nobody_else(
+    make_client: ClientFactory,
+) -> None:
+    """26 hanging origins × 4 slots = 104 deliveries held at once: more than aiohttp's default
+    pool of 100 connections, which used to make everyone else's webhooks wait."""
+    held: list[asyncio.StreamWriter] = []
+    open_now: set[asyncio.StreamWriter] = set()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        open_now.add(writer)
+        await reader.read()
+        open_now.discard(writer)
+
+    servers = [await asyncio.start_server(never_answer, "127.0.0.1", 0) for _ in range(26)]
+    fast = Receiver()
+    await fast.server.start_server()
+    try:
+        client = await make_client(rate_per_user=0, rate_per_token=0)
+        for server in servers:
+            port = server.sockets[0].getsockname()[1]
+            burst = await submit(
+                client, "a lantern --repeat 4", webhookOverride=f"http://127.0.0.1:{port}/h"
+            )
+            for message_id in burst["messageIds"]:
+                await wait_done(client, message_id, timeout=60)
+        await _until(lambda: len(open_now) >= 100, timeout=20)
+        other = await submit(client, "an unrelated kite", webhookOverride=fast.url)
+        await wait_done(client, other["messageId"])
+        finished = asyncio.get_running_loop().time()
+        await _until(lambda: fast.bodies, timeout=10.0)
+        waited = asyncio.get_running_loop().time() - finished
+        assert waited < 2.0, f"the unrelated webhook came {waited:.1f} s after its job finished"
+    finally:
+        for writer in held:
+            writer.close()
+        for server in servers:
+            server.close()
+        await fast.server.close()
