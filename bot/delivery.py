@@ -13,6 +13,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import discord
 
@@ -48,6 +49,8 @@ def _failed(code: str, error: str = "") -> JobResult:
 NEVER_INCOMPLETE = 7 * 24 * 60.0
 """expireMins for polls: the bot decides itself when it stops waiting."""
 FINISHING_POLL = 0.05
+ACCEPT_GRACE = 5.0
+"""Seconds a stop waits for commands still storing their jobs and making their messages."""
 """Seconds between polls once the engine is done and the service is storing the images."""
 
 
@@ -76,6 +79,9 @@ class Deliveries:
         self._view_factory = view_factory
         self._surfaces = surfaces or (lambda job: JobSurface(client, job))
         self._tasks: set[asyncio.Task[None]] = set()
+        self._accepting: set[asyncio.Task[Any]] = set()
+        """Commands between the service's answer and their delivery's start: a stop waits for
+        them, so none is cut off with its stores already closed."""
         self._users: Counter[int] = Counter()
         """Unfinished deliveries per user, for the per-user job limit."""
         self._closed = False
@@ -90,17 +96,23 @@ class Deliveries:
         Discord error now loses none of them), then give each its progress message (``place``
         returns its id) and deliver it. A job whose message could not be made is still delivered:
         its result is posted as a new message."""
-        for job in jobs:
-            await self._store.put(job)
-        started = 0
+        current = asyncio.current_task()
+        assert current is not None  # always called from a task (a command's)
+        self._accepting.add(current)
         try:
-            for index, job in enumerate(jobs):
-                message_id = await place(index, job)
-                await self.start(dataclasses.replace(job, message_id=message_id))
-                started += 1
+            for job in jobs:
+                await self._store.put(job)
+            started = 0
+            try:
+                for index, job in enumerate(jobs):
+                    message_id = await place(index, job)
+                    await self.start(dataclasses.replace(job, message_id=message_id))
+                    started += 1
+            finally:
+                for job in jobs[started:]:
+                    self.resume(job)
         finally:
-            for job in jobs[started:]:
-                self.resume(job)
+            self._accepting.discard(current)
 
     async def start(self, job: PendingJob) -> None:
         """Remember the job (so a restart resumes it), then deliver it in the background."""
@@ -132,6 +144,8 @@ class Deliveries:
     async def close(self) -> None:
         """Stop polling; the store keeps every unfinished job for the next start."""
         self._closed = True
+        if self._accepting:  # let commands in the middle of accepting store their jobs
+            await asyncio.wait(list(self._accepting), timeout=ACCEPT_GRACE)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

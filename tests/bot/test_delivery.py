@@ -234,6 +234,32 @@ async def test_a_job_accepted_while_stopping_waits_for_the_next_start(
     assert [p.job_id for p in await h.store.all()] == ["late"]
 
 
+async def test_a_stop_waits_for_a_command_still_making_its_message(
+    stub: StubService, make: object
+) -> None:
+    """SIGTERM while a command is between its progress message and its delivery: the stop waits
+    for it, so its job is stored with its message (not cut off with the stores closed)."""
+    h: Harness = await make()  # type: ignore[operator]
+    posted = asyncio.Event()
+    release = asyncio.Event()
+
+    async def place(index: int, pending: PendingJob) -> int:
+        posted.set()
+        await release.wait()  # Discord is slow to answer the edit
+        return 88
+
+    command = asyncio.create_task(h.deliveries.accept([job("mid")], place))
+    await posted.wait()
+    stopping = asyncio.create_task(h.deliveries.close())
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # it waits for the command
+    release.set()
+    await stopping
+    await command
+    assert [(p.job_id, p.message_id) for p in await h.store.all()] == [("mid", 88)]
+    assert h.deliveries.in_flight(42) == 0  # delivered on the next start, not by this process
+
+
 async def test_accepted_jobs_survive_a_failing_progress_message(
     stub: StubService, make: object
 ) -> None:
