@@ -51,20 +51,29 @@ class PendingJob:
         return cls(**json.loads(text))
 
 
+async def open_sqlite(path: Path, table: str) -> aiosqlite.Connection:
+    """The bot's own SQLite file (WAL), with ``table`` (a CREATE TABLE IF NOT EXISTS) in it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = await aiosqlite.connect(path)
+    await db.execute("PRAGMA journal_mode=WAL")
+    await db.execute(table)
+    await db.commit()
+    return db
+
+
 class PendingStore:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
 
     @classmethod
     async def open(cls, path: Path) -> Self:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path)
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute(
-            "CREATE TABLE IF NOT EXISTS pending (job_id TEXT PRIMARY KEY, record TEXT NOT NULL, created REAL)"
+        return cls(
+            await open_sqlite(
+                path,
+                "CREATE TABLE IF NOT EXISTS pending"
+                " (job_id TEXT PRIMARY KEY, record TEXT NOT NULL, created REAL)",
+            )
         )
-        await db.commit()
-        return cls(db)
 
     async def close(self) -> None:
         await self._db.close()

@@ -15,6 +15,7 @@ from typing import Self
 
 import aiosqlite
 
+from bot.pending import open_sqlite
 from imagine.keyed import KeyedSemaphores
 
 
@@ -26,15 +27,13 @@ class PressedButtons:
 
     @classmethod
     async def open(cls, path: Path) -> Self:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path)
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute(
-            "CREATE TABLE IF NOT EXISTS pressed (button_message_id TEXT NOT NULL, "
-            "button TEXT NOT NULL, PRIMARY KEY (button_message_id, button)) WITHOUT ROWID"
+        return cls(
+            await open_sqlite(
+                path,
+                "CREATE TABLE IF NOT EXISTS pressed (button_message_id TEXT NOT NULL, "
+                "button TEXT NOT NULL, PRIMARY KEY (button_message_id, button)) WITHOUT ROWID",
+            )
         )
-        await db.commit()
-        return cls(db)
 
     async def close(self) -> None:
         await self._db.close()

@@ -80,17 +80,6 @@ class Limits:
             cap = min(cap, limit) if limit is not None and limit > 0 else cap
         return Quota(owner_of(ref, token), cap, self.settings.queue_limit, waiting)
 
-    def precheck(self, quota: Quota, adding: int, unfinished: int, waiting: int) -> None:
-        """Refuse early (before fetching images) what the quota will refuse anyway."""
-        if quota.owner_cap is not None and unfinished + adding > quota.owner_cap:
-            raise refusal(LimitReached("user", unfinished, quota.owner_cap), adding)
-        if (
-            quota.queue_limit is not None
-            and quota.waiting
-            and waiting + quota.waiting > quota.queue_limit
-        ):
-            raise refusal(LimitReached("queue", waiting, quota.queue_limit), adding)
-
 
 def refusal(reached: LimitReached, adding: int) -> ServiceError:
     """The 429 a client reads when a quota refuses a submission."""

@@ -9,7 +9,6 @@ capture sees it. The standard library has no switch for this, so it is the few l
 from __future__ import annotations
 
 import logging
-import unicodedata
 from typing import Any
 
 from aiohttp.http_exceptions import HttpProcessingError
@@ -23,11 +22,11 @@ def escape(text: str) -> str:
         return text
     out = []
     for char in text:
-        if char.isprintable() or char == " ":
+        if char.isprintable():
             out.append(char)
-        elif unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in "\x85":
+        elif ord(char) < 0x100:  # \n, \r, \t, \x1b, \x85 (NEL), ...
             out.append(char.encode("unicode_escape").decode("ascii"))
-        else:  # format characters (zero-width, bidi) are kept visible too
+        else:  # U+2028/2029, and format characters (zero-width, bidi) made visible
             out.append(f"\\u{ord(char):04x}")
     return "".join(out)
 
@@ -51,8 +50,8 @@ def install_escaping() -> None:
             record.args = {key: _escaped(value) for key, value in record.args.items()}
         elif record.args:
             record.args = tuple(_escaped(value) for value in record.args)
-        if isinstance(record.msg, str):
-            record.msg = escape(record.msg) if not record.args else record.msg
+        elif isinstance(record.msg, str):  # a message with no arguments is all there is
+            record.msg = escape(record.msg)
         return record
 
     factory.escapes = True  # type: ignore[attr-defined]

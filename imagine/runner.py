@@ -171,25 +171,28 @@ class Runner:
     async def finish(self, job: Job, previous: JobStatus) -> None:
         """Save a done or failed job together with the webhook it owes. When the database cannot
         be written, the job fails with a sentence that says why and is saved later."""
-        hook = self.webhook_for(job)
         try:
-            await self.store.save(job, previous, None if hook is None else (*hook, time.time()))
+            await self._save(job, previous)
         except StoreUnavailable as exc:
-            self.end_unsaved(job, previous, exc)
+            await self.end_unsaved(job, previous, exc)
 
-    def end_unsaved(self, job: Job, previous: JobStatus, exc: StoreUnavailable) -> None:
+    async def _save(self, job: Job, previous: JobStatus) -> None:
+        hook = self.webhook_for(job)
+        await self.store.save(job, previous, None if hook is None else (*hook, time.time()))
+
+    async def end_unsaved(self, job: Job, previous: JobStatus, exc: StoreUnavailable) -> None:
         """End ``job`` (still ``previous`` in the database) as failed, to be saved when possible."""
         log.error(
             "job %s could not be saved (%s); it is saved when the database allows", job.id, exc
         )
         if job.status is JobStatus.DONE:  # its result cannot be kept, so it did not happen
-            shutil.rmtree(self.job_dir(job.id), ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, self.job_dir(job.id), True)
         job.status, job.finished_at = JobStatus.FAILED, utcnow()
         job.error_code = ResultCode.INTERNAL_ERROR
         job.error = (
             f"{DISK_FULL}, so this job's result could not be saved. Ask the server's operator "
             "to free some space, then try again."
-            if DISK_FULL in str(exc)
+            if exc.disk_full
             else f"{exc} Try again later."
         )
         job.result = {"seeds": job.result.get("seeds", [])}
@@ -203,9 +206,8 @@ class Runner:
         """Try to save the jobs in :attr:`unsaved`; whether any was saved."""
         saved = False
         for job_id, (job, previous) in list(self.unsaved.items()):
-            hook = self.webhook_for(job)
             try:
-                await self.store.save(job, previous, None if hook is None else (*hook, time.time()))
+                await self._save(job, previous)
             except StoreUnavailable:
                 return saved  # still not writable: try again later
             except RuntimeError:  # it changed in the database meanwhile: nothing to save

@@ -190,7 +190,7 @@ class ImagineService:
                 except StoreUnavailable as exc:  # it cannot even start: it ends, saved later
                     job.status, job.started_at = JobStatus.QUEUED, None
                     job.attempts -= 1
-                    self.runner.end_unsaved(job, JobStatus.QUEUED, exc)
+                    await self.runner.end_unsaved(job, JobStatus.QUEUED, exc)
                     return
                 job = await self.runner.run(job)
             except asyncio.CancelledError:
@@ -245,7 +245,8 @@ class ImagineService:
     async def _precheck(self, quota: Quota, adding: int) -> None:
         """Refuse early, before images are fetched, what the quota would refuse at the insert."""
         unfinished = await self.store.count_unfinished(quota.owner) if quota.owner_cap else 0
-        self.limits.precheck(quota, adding, unfinished, len(self.queue))
+        if reached := quota.refused(adding, unfinished, len(self.queue)):
+            raise refusal(reached, adding)
 
     async def _add(self, jobs: list[Job], quota: Quota | None) -> None:
         """Store the jobs, only if the quota allows them (checked in the insert's transaction)."""
@@ -255,7 +256,7 @@ class ImagineService:
         except LimitReached as reached:
             raise refusal(reached, len(jobs)) from None
         except StoreUnavailable as exc:
-            raise unavailable(f"{exc}; the job was not accepted.".replace(".;", ";")) from None
+            raise unavailable(f"{str(exc).rstrip('.')}; the job was not accepted.") from None
 
     async def imagine(
         self,
@@ -309,8 +310,8 @@ class ImagineService:
         if len({url for p in prompts for url in p.image_urls}) > MAX_IMAGE_PROMPTS:
             raise ServiceError(400, ResultCode.INVALID_LINK,
                                f"At most {MAX_IMAGE_PROMPTS} image links can start a prompt.")  # fmt: skip
-        owner = owner_of(ref, token)
         quota = self.limits.quota(ref, token, waiting=len(prompts), limit=max_unfinished)
+        owner = quota.owner
         await self._precheck(quota, len(prompts))
         inputs = await self.inputs.fetch([url for p in prompts for url in p.image_urls])
         jobs = []

@@ -89,15 +89,20 @@ class StoreUnavailable(StoreError):
     """A write could not be committed now (a full disk, a locked or failing database); it may
     work later. The message is a sentence for the operator and the user."""
 
+    def __init__(self, message: str, *, disk_full: bool = False) -> None:
+        super().__init__(message)
+        self.disk_full = disk_full
 
-def unavailable(exc: BaseException) -> StoreUnavailable:
-    """The sentence for a failed write: a full disk says so, anything else says the database failed."""
-    if is_disk_full(exc):
-        return StoreUnavailable(
-            f"{DISK_FULL}, so the job database cannot be written; the server's operator must "
-            "free some space."
-        )
-    return StoreUnavailable(f"The job database cannot be written right now ({exc}).")
+    @classmethod
+    def from_error(cls, exc: BaseException) -> StoreUnavailable:
+        """The sentence for a failed write: a full disk says so, anything else names the error."""
+        if is_disk_full(exc):
+            return cls(
+                f"{DISK_FULL}, so the job database cannot be written; the server's operator "
+                "must free some space.",
+                disk_full=True,
+            )
+        return cls(f"The job database cannot be written right now ({exc}).")
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,19 @@ class Quota:
     """Jobs that may wait for the engine once these are added; None = no limit."""
     waiting: int
     """How many of the new jobs wait for the engine (U1–U4 do not)."""
+
+    def refused(self, adding: int, unfinished: int, waiting: int) -> LimitReached | None:
+        """Why ``adding`` jobs may not join ``unfinished`` ones of the owner and ``waiting`` ones
+        in the queue, or None when they may."""
+        if self.owner_cap is not None and unfinished + adding > self.owner_cap:
+            return LimitReached("user", unfinished, self.owner_cap)
+        if (
+            self.queue_limit is not None
+            and self.waiting
+            and waiting + self.waiting > self.queue_limit
+        ):
+            return LimitReached("queue", waiting, self.queue_limit)
+        return None
 
 
 class LimitReached(Exception):
@@ -282,7 +300,9 @@ class JobStore:
             finally:
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(StoreUnavailable("the write could not be committed"))
+                        future.set_exception(
+                            StoreUnavailable("The job database could not commit this write.")
+                        )
 
     async def _tallies(self, quotas: list[Quota]) -> tuple[dict[str, int], int]:
         """Unfinished jobs per capped owner, and jobs waiting for the engine, as of now: one
@@ -323,7 +343,8 @@ class JobStore:
             inserts: list[Any] = []
             for unit, _ in batch:
                 if unit.quota is not None:
-                    refused = _refusal(unit, per_owner, waiting)
+                    unfinished = per_owner.get(unit.quota.owner, 0)
+                    refused = unit.quota.refused(unit.adding, unfinished, waiting)
                     if refused is not None:
                         results.append(refused)
                         continue
@@ -351,7 +372,7 @@ class JobStore:
             if len(batch) > 1:
                 raise
             log.error("a write to the job database failed: %s", exc)
-            batch[0][1].set_exception(unavailable(exc))
+            batch[0][1].set_exception(StoreUnavailable.from_error(exc))
             return
         for (_, future), outcome in zip(batch, results, strict=True):
             if future.done():
@@ -450,19 +471,3 @@ class JobStore:
             "UPDATE webhooks SET state = ?, attempts = ?, next_at = ?, last_error = ? WHERE id = ?",
             (state, attempts, next_at, error, webhook_id),
         )
-
-
-def _refusal(unit: _Unit, per_owner: dict[str, int], waiting: int) -> LimitReached | None:
-    quota = unit.quota
-    assert quota is not None
-    if quota.owner_cap is not None:
-        current = per_owner[quota.owner]
-        if current + unit.adding > quota.owner_cap:
-            return LimitReached("user", current, quota.owner_cap)
-    if (
-        quota.queue_limit is not None
-        and quota.waiting
-        and waiting + quota.waiting > quota.queue_limit
-    ):
-        return LimitReached("queue", waiting, quota.queue_limit)
-    return None
