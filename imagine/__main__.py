@@ -1,10 +1,14 @@
-"""``python -m imagine serve`` runs the API; ``python -m imagine generate PROMPT -o grid.webp`` renders once."""
+"""``python -m imagine serve`` runs the API and its workers (``--workers 0``: the API alone);
+``python -m imagine worker`` runs workers alone, beside a GPU; ``python -m imagine migrate``
+brings the job database's schema up to date; ``python -m imagine generate PROMPT -o grid.webp``
+renders once."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import signal
@@ -23,23 +27,31 @@ from imagine import logs
 from imagine.app import running_service
 from imagine.engines import create_engine
 from imagine.engines.base import EngineUnavailable
+from imagine.runner import image_key
 from imagine.server import ConfigError, start_service
 from imagine.service import ServiceError
 from imagine.settings import Settings, SettingsError
-from imagine.store import StoreError
+from imagine.storage import StorageError
+from imagine.store import StoreError, describe, open_store
 
 log = logging.getLogger("imagine")
 
 
-async def serve(settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT; then take no new work, give running jobs
-    IMAGINE_SHUTDOWN_GRACE seconds to finish (the rest resume on the next start), and return."""
-    service = await start_service(settings)
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    print(f"Imagine API on {service.url} (engine: {settings.engine}); Ctrl+C stops it.", flush=True)
+    return stop
+
+
+async def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT; then take no new work, give running jobs
+    IMAGINE_SHUTDOWN_GRACE seconds to finish (the rest go back to the queue), and return."""
+    service = await start_service(settings)
+    stop = _stop_on_signals()
+    workers = "no workers" if settings.workers == 0 else f"engine: {settings.engine}"
+    print(f"Imagine API on {service.url} ({workers}); Ctrl+C stops it.", flush=True)
     try:
         await stop.wait()
         log.info("stopping: new jobs are refused")
@@ -47,6 +59,28 @@ async def serve(settings: Settings) -> None:
     finally:
         await service.stop()
     log.info("stopped")
+
+
+async def work(settings: Settings) -> None:
+    """Render workers alone (no HTTP) until SIGTERM or SIGINT, like ``serve``'s stop."""
+    engine = create_engine(settings)
+    async with running_service(settings, engine) as service:
+        stop = _stop_on_signals()
+        print(
+            f"Imagine worker: {service.workers} worker(s), engine {engine.capabilities.name}, "
+            f"jobs from {describe(settings)}; Ctrl+C stops it.",
+            flush=True,
+        )
+        await stop.wait()
+        log.info("stopping: no new jobs are taken")
+        await service.drain(settings.shutdown_grace)
+    log.info("stopped")
+
+
+async def migrate(settings: Settings) -> None:
+    store = await open_store(settings, migrate=True)
+    await store.close()
+    print(f"The job database {describe(settings)} is up to date.", flush=True)
 
 
 async def generate(settings: Settings, prompt_text: str, output: Path) -> None:
@@ -64,8 +98,9 @@ async def generate(settings: Settings, prompt_text: str, output: Path) -> None:
                 raise ServiceError(500, None, f"{done['content']}: {done.get('error', '')}")
             stored = await service.store.get(job.id)
             assert stored is not None
-            grid = service.runner.job_dir(job.id) / stored.result["images"]["grid"]
-            with Image.open(grid) as image:
+            grid = await service.storage.get(image_key(job.id, stored.result["images"]["grid"]))
+            assert grid is not None
+            with Image.open(io.BytesIO(grid)) as image:
                 output.parent.mkdir(parents=True, exist_ok=True)
                 image.save(output)
                 size = image.size
@@ -103,12 +138,29 @@ def run_until_done(main: Coroutine[Any, Any, None]) -> None:
         os._exit(0)
 
 
+def _workers(count: int, command: str) -> int:
+    low = 1 if command == "worker" else 0
+    if not low <= count <= 64:
+        raise SettingsError(f"--workers must be between {low} and 64, got {count}.")
+    return count
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m imagine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("serve", help="run the Imagine API server")
     run.add_argument("--host", help="address to listen on (default IMAGINE_HOST or 127.0.0.1)")
     run.add_argument("--port", type=int, help="port (default IMAGINE_PORT or 8080)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        help="render workers in this process (default IMAGINE_MAX_CONCURRENT; 0 = the API alone)",
+    )
+    worker = sub.add_parser("worker", help="run render workers only (no API), for a GPU box")
+    worker.add_argument(
+        "--workers", type=int, help="render workers (default IMAGINE_MAX_CONCURRENT)"
+    )
+    sub.add_parser("migrate", help="bring the job database's schema up to date, then exit")
     gen = sub.add_parser("generate", help="render one prompt to a grid image, no server")
     gen.add_argument("prompt")
     gen.add_argument("-o", "--output", type=Path, default=Path("grid.webp"))
@@ -119,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     load_dotenv()
     try:
         settings = Settings.from_env()
+        if args.command in ("serve", "worker") and args.workers is not None:
+            settings = settings.with_(workers=_workers(args.workers, args.command))
         if args.command == "serve":
             settings = settings.with_(
                 host=args.host or settings.host,
@@ -128,12 +182,19 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(KeyboardInterrupt):
                 run_until_done(serve(settings))
             return 0
+        if args.command == "worker":
+            with contextlib.suppress(KeyboardInterrupt):
+                run_until_done(work(settings))
+            return 0
+        if args.command == "migrate":
+            asyncio.run(migrate(settings))
+            return 0
         settings = settings.with_(
             engine=args.engine or settings.engine, model=args.model or settings.model
         )
         asyncio.run(generate(settings, args.prompt, args.output))
         return 0
-    except (SettingsError, ConfigError, EngineUnavailable, StoreError) as exc:
+    except (SettingsError, ConfigError, EngineUnavailable, StoreError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ServiceError as exc:

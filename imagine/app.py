@@ -22,9 +22,11 @@ from imagine.jobs import iso
 from imagine.keys import CLOSE_CONNECTION, ENGINE, SERVICE, SETTINGS
 from imagine.openapi import spec
 from imagine.prefilter import Prefilter
+from imagine.runner import image_key
 from imagine.service import ImagineService, ServiceError
 from imagine.settings import Settings
-from imagine.store import JobStore, StoreError
+from imagine.storage import StorageError, open_storage
+from imagine.store import StoreError, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +61,15 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(413, f"The request body is too large; the limit is {MAX_BODY // 1024} KiB.")
     except StoreError as exc:  # a read that failed: the database is locked, gone or damaged
         log.error("the job database failed on %s %s: %s", request.method, request.path, exc)
+        what = "reached" if isinstance(exc, StoreUnavailable) else "read"
         response = _error(
-            503, "The job database cannot be read right now. Try again in a few seconds."
+            503, f"The job database cannot be {what} right now. Try again in a few seconds."
         )
+        response.headers["Retry-After"] = "5"
+        return response
+    except StorageError as exc:
+        log.error("the image storage failed on %s %s: %s", request.method, request.path, exc)
+        response = _error(503, "The image storage cannot be read right now. Try again shortly.")
         response.headers["Retry-After"] = "5"
         return response
     except web.HTTPNotFound:
@@ -283,11 +291,20 @@ async def image(request: web.Request) -> web.StreamResponse:
     job_id, name = request.match_info["id"], request.match_info["name"]
     if not _IMAGE_NAME.match(job_id) or not _IMAGE_NAME.match(name) or "." not in name:
         raise ServiceError(404, None, "No such image.")
-    path = request.app[SERVICE].runner.job_dir(job_id) / name
-    if not path.is_file():
-        raise ServiceError(404, None, "No such image.")
+    storage = request.app[SERVICE].storage
+    key = image_key(job_id, name)
     # Names are never reused for other content, so the file can be cached forever.
-    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable"})
+    headers = {"Cache-Control": "public, max-age=31536000, immutable"}
+    path = storage.local_path(key)
+    if path is not None:  # on disk: the kernel sends the file
+        if not path.is_file():
+            raise ServiceError(404, None, "No such image.")
+        return web.FileResponse(path, headers=headers)
+    data = await storage.get(key)  # in a bucket: through this API, so no bucket is public
+    if data is None:
+        raise ServiceError(404, None, "No such image.")
+    kind = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}[name.rsplit(".", 1)[1]]
+    return web.Response(body=data, content_type=kind, headers=headers)
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> web.Application:
@@ -317,10 +334,20 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
 async def running_service(settings: Settings, engine: Engine) -> AsyncIterator[ImagineService]:
     """The service with its store open, engine started and workers running (no HTTP)."""
     prefilter = Prefilter.load(settings.banned_words_file)
-    store = await JobStore.open(settings.data_dir / "jobs.sqlite3")
+    store = await open_store(settings)
     try:
+        storage = open_storage(
+            settings.storage_url, settings.data_dir, settings.environ, settings.s3_endpoint
+        )
+    except ValueError as exc:
+        await store.close()
+        raise StoreError(str(exc)) from None
+    try:
+        await storage.check()
+        renders = settings.workers != 0
         try:
-            await engine.start()
+            if renders:  # an API instance alone never loads the model
+                await engine.start()
         except BaseException:
             await engine.close()  # a half-started engine may hold a session or a thread
             raise
@@ -331,7 +358,7 @@ async def running_service(settings: Settings, engine: Engine) -> AsyncIterator[I
             )
         else:
             log.info("engine: %s", caps.name)
-        service = ImagineService(settings, engine, store, prefilter)
+        service = ImagineService(settings, engine, store, prefilter, storage)
         await service.start()
         try:
             yield service
@@ -339,4 +366,5 @@ async def running_service(settings: Settings, engine: Engine) -> AsyncIterator[I
             await service.close()
             await engine.close()
     finally:
+        await storage.close()
         await store.close()

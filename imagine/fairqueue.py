@@ -1,19 +1,29 @@
-"""A bounded queue that is fair across users.
+"""The queue's fairness rule, and the order it gives to the jobs waiting now.
 
-Jobs wait in two tiers: fast, then relax (a user's own choice to wait). ``--turbo`` counts as
-fast: a flag anyone can type must not let them jump everyone else. Within a tier, owners take turns: each turn
-serves the oldest job of the owner at the front, then that owner goes to the back. So one user's
-ten jobs never hold back another user's first, and with many users queued at once every user's
-first job starts before anyone's second.
+Workers claim jobs in the database (:meth:`JobStore.claim`), in this order:
+
+- two tiers: fast, then relax (a user's own choice to wait). ``--turbo`` counts as fast: a
+  flag anyone can type must not let them jump everyone else;
+- within a tier, owners take turns: each turn serves the oldest job of the owner at the front
+  of the line, then that owner goes to the back, behind every job that exists at that moment.
+  An owner who had nothing queued joins the line at their new job.
+
+So one user's ten jobs never hold back another user's first, and with many users queued at once
+every user's first job starts before anyone's second, whichever worker claims them.
+:func:`claim_order` replays the same rule in Python for queue positions; a test checks the two
+agree.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import OrderedDict, deque
+import heapq
+import itertools
 
 TIERS = {"fast": 0, "relax": 1}
 DEFAULT_TIER = TIERS["fast"]
+
+Queued = tuple[str, str, int, int]
+"""(job id, owner, tier, seq): seq orders jobs by arrival."""
 
 
 def tier_for(speed: str | None) -> int:
@@ -21,61 +31,55 @@ def tier_for(speed: str | None) -> int:
     return TIERS["relax"] if speed == "relax" else DEFAULT_TIER
 
 
-class FairQueue:
-    def __init__(self) -> None:
-        self._tiers: list[OrderedDict[str, deque[str]]] = [OrderedDict() for _ in TIERS]
-        self._where: dict[str, tuple[int, str]] = {}
-        self._ready = asyncio.Event()
+def turn_key(
+    tier: int, head_seq: int, turn: tuple[int, float] | None
+) -> tuple[int, int, int, float, int]:
+    """Where an owner's oldest job in ``tier`` stands in line (smaller goes first); ``turn`` is
+    the owner's last (served_seq, served_at). The claim query's ORDER BY, in Python."""
+    served_seq, served_at = turn if turn is not None else (0, 0.0)
+    if served_seq > head_seq:  # served since this job arrived: behind what existed then
+        return (tier, served_seq, 1, served_at, head_seq)
+    return (tier, head_seq, 0, 0.0, head_seq)
 
-    def __len__(self) -> int:
-        return len(self._where)
 
-    def __contains__(self, job_id: str) -> bool:
-        return job_id in self._where
+def claim_order(
+    queued: list[Queued], turns: dict[str, tuple[int, float]], top_seq: int
+) -> list[str]:
+    """The order in which workers would claim ``queued`` if nothing else arrived; ``top_seq``
+    is the newest job's seq (what a served owner goes behind)."""
+    lines: dict[tuple[int, str], list[tuple[int, str]]] = {}
+    for job_id, owner, tier, seq in sorted(queued, key=lambda q: q[3]):
+        lines.setdefault((tier, owner), []).append((seq, job_id))
+    turns = dict(turns)
+    clock = itertools.count(1)
+    version: dict[str, int] = {}
+    heap = []
+    for (tier, owner), jobs in lines.items():
+        heap.append((turn_key(tier, jobs[0][0], turns.get(owner)), owner, 0))
+    heapq.heapify(heap)
+    heads = dict.fromkeys(lines, 0)
+    order: list[str] = []
+    while heap:
+        key, owner, seen = heapq.heappop(heap)
+        tier = key[0]
+        jobs, at = lines[(tier, owner)], heads[(tier, owner)]
+        if seen != version.get(owner, 0):  # the owner was served since: its place moved
+            heapq.heappush(heap, (turn_key(tier, jobs[at][0], turns.get(owner)), owner,
+                                  version.get(owner, 0)))  # fmt: skip
+            continue
+        order.append(jobs[at][1])
+        heads[(tier, owner)] = at + 1
+        # a stand-in for the claim's clock: later claims have later served_at
+        turns[owner] = (top_seq, float(next(clock)) + 1e12)
+        version[owner] = version.get(owner, 0) + 1
+        if at + 1 < len(jobs):
+            heapq.heappush(heap, (turn_key(tier, jobs[at + 1][0], turns[owner]), owner,
+                                  version[owner]))  # fmt: skip
+    return order
 
-    def push(self, job_id: str, owner: str, tier: int = DEFAULT_TIER) -> None:
-        tier = min(max(tier, 0), len(self._tiers) - 1)
-        self._tiers[tier].setdefault(owner, deque()).append(job_id)
-        self._where[job_id] = (tier, owner)
-        self._ready.set()
 
-    def pop(self) -> str | None:
-        for owners in self._tiers:
-            if not owners:
-                continue
-            owner, jobs = next(iter(owners.items()))
-            job_id = jobs.popleft()
-            del owners[owner]
-            if jobs:
-                owners[owner] = jobs  # to the back of the line
-            del self._where[job_id]
-            if not self._where:
-                self._ready.clear()
-            return job_id
-        return None
-
-    async def get(self) -> str:
-        while True:
-            job_id = self.pop()
-            if job_id is not None:
-                return job_id
-            self._ready.clear()
-            await self._ready.wait()
-
-    def position(self, job_id: str) -> int | None:
-        """How many jobs start before this one (0 = next), by replaying the turn order."""
-        where = self._where.get(job_id)
-        if where is None:
-            return None
-        tier, owner = where
-        ahead = sum(len(jobs) for owners in self._tiers[:tier] for jobs in owners.values())
-        owners = self._tiers[tier]
-        rank = owners[owner].index(job_id)
-        # Owners before ours in the turn order get rank + 1 turns first; owners after get rank.
-        passed_ours = False
-        for other, jobs in owners.items():
-            if other == owner:
-                passed_ours = True
-                continue
-            ahead += min(len(jobs), rank if passed_ours else rank + 1)
-        return ahead + rank
+def positions(
+    queued: list[Queued], turns: dict[str, tuple[int, float]], top_seq: int
+) -> dict[str, int]:
+    """How many jobs start before each queued one (0 = next)."""
+    return {job_id: n for n, job_id in enumerate(claim_order(queued, turns, top_seq))}

@@ -10,22 +10,31 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-from pathlib import Path
 
 import aiohttp
 
 from imagine import images
 from imagine.codes import ResultCode
-from imagine.errors import DISK_FULL, ServiceError, is_disk_full, unavailable
+from imagine.errors import DISK_FULL, ServiceError, unavailable
 from imagine.fetch import FetchError, fetch_bytes
 from imagine.netguard import UrlPolicy
+from imagine.storage import ImageStorage, StorageError
+
+
+def input_key(name: str) -> str:
+    """Where an image prompt lives in the storage (beside, not under, the jobs' images)."""
+    return f"inputs/{name}"
 
 
 class Inputs:
     def __init__(
-        self, folder: Path, session: aiohttp.ClientSession, policy: UrlPolicy, max_bytes: int
+        self,
+        storage: ImageStorage,
+        session: aiohttp.ClientSession,
+        policy: UrlPolicy,
+        max_bytes: int,
     ) -> None:
-        self.folder = folder
+        self.storage = storage
         self._session = session
         self._policy = policy
         self._max_bytes = max_bytes
@@ -45,9 +54,12 @@ class Inputs:
             name = hashlib.sha256(data).hexdigest()[:32] + ".png"
             task = self._storing.get(name)
             if task is None:
-                if (self.folder / name).exists():
-                    names[url] = name
-                    continue
+                try:
+                    if await self.storage.exists(input_key(name)):
+                        names[url] = name
+                        continue
+                except StorageError as exc:
+                    raise unavailable(f"{exc} The image from {url} cannot be kept.") from None
                 # its own task: a client that hangs up must not stop a write others wait for
                 task = asyncio.create_task(self._write(name, data))
                 self._storing[name] = task
@@ -58,10 +70,8 @@ class Inputs:
                 raise ServiceError(
                     400, ResultCode.INVALID_LINK, f"The link {url} cannot be used: {exc}."
                 ) from None
-            except OSError as exc:
-                why = (
-                    DISK_FULL if is_disk_full(exc) else f"The images folder failed ({exc.strerror})"
-                )
+            except StorageError as exc:
+                why = DISK_FULL if exc.disk_full else f"The image storage failed ({exc})"
                 raise unavailable(f"{why}, so the image from {url} cannot be kept.") from None
             names[url] = name
         return names
@@ -72,8 +82,7 @@ class Inputs:
             task.exception()  # retrieved here too, in case every waiter went away
 
     async def _write(self, name: str, data: bytes) -> None:
-        """Decode (ValueError: not a usable image) and store (OSError: the disk) one image."""
+        """Decode (ValueError: not a usable image) and store (StorageError) one image."""
         async with self._decoding:
-            image = await asyncio.to_thread(images.decode, data)
-            self.folder.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(images.save_png, image, self.folder / name)
+            png = await asyncio.to_thread(lambda: images.png_bytes(images.decode(data)))
+        await self.storage.put(input_key(name), png, "image/png")

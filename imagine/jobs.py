@@ -103,3 +103,7 @@ class Job:
     """On done: images (relative paths), seeds, buttons, effective settings."""
     error_code: ResultCode | None = None
     error: str = ""
+    progress: float = 0.0
+    """While running: the fraction done (0–1), as its worker last wrote it."""
+    preview: str | None = None
+    """While running: the name of the latest preview image, as its worker last wrote it."""

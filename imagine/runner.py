@@ -10,13 +10,11 @@ import asyncio
 import dataclasses
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -24,10 +22,12 @@ from PIL import Image
 from imagine import actions, images
 from imagine.codes import ResultCode
 from imagine.engines.base import Engine, EngineCancelled, EngineError, GenerateRequest
-from imagine.errors import DISK_FULL, is_disk_full
+from imagine.errors import DISK_FULL
+from imagine.inputs import input_key
 from imagine.jobs import Job, JobStatus, utcnow
 from imagine.prompt import ImaginePrompt, image_strength
-from imagine.store import JobStore, StoreUnavailable
+from imagine.storage import ImageStorage, StorageError
+from imagine.store import Fenced, JobStore, Lease, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,13 @@ class RunState:
     previews: int = 0
     last_preview: float = 0.0
     cancelled: threading.Event = field(default_factory=threading.Event)
+    lost: bool = False
+    """The lease was lost (another worker has the job): stop, and save nothing."""
+
+
+def image_key(job_id: str, name: str) -> str:
+    """Where a job's image lives in the storage: under the job's id."""
+    return f"images/{job_id}/{name}"
 
 
 class Runner:
@@ -52,7 +59,7 @@ class Runner:
         self,
         store: JobStore,
         engine: Engine,
-        data_dir: Path,
+        storage: ImageStorage,
         context: actions.PlanContext,
         timeout: float,
         webhook_for: Callable[[Job], tuple[str, bytes] | None] = lambda job: None,
@@ -61,19 +68,18 @@ class Runner:
         self.webhook_for = webhook_for
         """The webhook (url, body) a finished job owes, saved in the same transaction as the job."""
         self.engine = engine
-        self.images_dir = data_dir / "images"
-        self.inputs_dir = data_dir / "inputs"
+        self.storage = storage
         self.context = context
         self.timeout = timeout
         self.states: dict[str, RunState] = {}
-        self.unsaved: dict[str, tuple[Job, JobStatus]] = {}
+        self._previews: set[asyncio.Future[None]] = set()
+        self.unsaved: dict[str, tuple[Job, JobStatus, Lease | None]] = {}
         """Jobs that ended while the database could not be written, with the status it still
         has for them: answered from here, and saved as soon as it can be written again."""
 
-    def job_dir(self, job_id: str) -> Path:
-        return self.images_dir / job_id
-
     def _progress(self, job_id: str, state: RunState) -> Any:
+        loop = asyncio.get_running_loop()
+
         def progress(fraction: float, preview: Image.Image | None = None) -> None:
             if state.cancelled.is_set():
                 raise EngineCancelled(job_id)
@@ -84,32 +90,37 @@ class Runner:
                 name = f"preview-{state.previews}.jpg"
                 state.previews += 1
                 try:
-                    loop = asyncio.get_running_loop()
+                    asyncio.get_running_loop()
                 except RuntimeError:  # an engine's worker thread: encode right here
-                    self._write_preview(state, preview, name)
+                    data = _preview_jpeg(state, preview)
+                    if data is not None:
+                        asyncio.run_coroutine_threadsafe(self._put_preview(state, name, data), loop)
                 else:  # a remote engine calls from the event loop: encode off it
-                    loop.run_in_executor(None, self._write_preview, state, preview, name)
+                    task = loop.create_task(self._encode_preview(state, preview.copy(), name))
+                    self._previews.add(task)
+                    task.add_done_callback(self._previews.discard)
 
         return progress
 
-    def _write_preview(self, state: RunState, preview: Image.Image, name: str) -> None:
+    async def _encode_preview(self, state: RunState, preview: Image.Image, name: str) -> None:
+        data = await asyncio.to_thread(_preview_jpeg, state, preview)
+        if data is not None:
+            await self._put_preview(state, name, data)
+
+    async def _put_preview(self, state: RunState, name: str, data: bytes) -> None:
         try:
-            small = preview.copy()
-            small.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
-            images.save_jpeg(small, self.job_dir(state.job_id) / name, quality=80)
+            await self.storage.put(image_key(state.job_id, name), data, "image/jpeg")
         except Exception:  # a preview is a nicety: never let it fail the job
-            log.warning(
-                "job %s: preview %s could not be written", state.job_id, name, exc_info=True
-            )
+            log.warning("job %s: preview %s could not be stored", state.job_id, name, exc_info=True)
             return
         state.preview = name  # only once the file is there
 
-    async def run(self, job: Job) -> Job:
-        """Run ``job`` (already marked running) to its end and save it; never raises for the job's own failures."""
+    async def run(self, job: Job, lease: Lease | None = None) -> Job:
+        """Run ``job`` (already marked running, held by ``lease``) to its end and save it; never
+        raises for the job's own failures."""
         state = self.states.setdefault(job.id, RunState(job.id))
         try:
             async with asyncio.timeout(self.timeout):
-                self.job_dir(job.id).mkdir(parents=True, exist_ok=True)
                 result = await self._execute(job, self._progress(job.id, state))
         except TimeoutError:
             state.cancelled.set()
@@ -122,81 +133,102 @@ class Runner:
         except asyncio.CancelledError:
             state.cancelled.set()  # shutdown: the job stays running and resumes on the next start
             raise
+        except EngineCancelled:
+            if not state.lost:
+                raise
+            log.warning("job %s: another worker took it over; this worker stops", job.id)
+            return job
         except EngineError as exc:
             log.warning("job %s failed: %s (%s)", job.id, exc.message, exc.code)
-            return await self._fail(job, exc.code, exc.message)
-        except OSError as exc:
-            if not is_disk_full(exc):
-                log.exception("job %s: its images could not be saved", job.id)
-                return await self._fail(
-                    job,
-                    ResultCode.INTERNAL_ERROR,
-                    f"The images could not be saved ({exc.strerror or exc}); the error is in "
-                    "the service's log.",
-                )
-            log.error("job %s failed: the disk of %s is full", job.id, self.images_dir)
-            return await self._fail(
-                job,
-                ResultCode.INTERNAL_ERROR,
+            return await self._fail(job, exc.code, exc.message, lease)
+        except StorageError as exc:
+            log.error("job %s: its images could not be stored: %s", job.id, exc)
+            why = (
                 f"{DISK_FULL}, so this job's images could not be saved. Ask the server's "
-                "operator to free some space, then try again.",
+                "operator to free some space, then try again."
+                if exc.disk_full
+                else f"The images could not be saved ({exc}); the error is in the service's log."
             )
+            return await self._fail(job, ResultCode.INTERNAL_ERROR, why, lease)
         except Exception:
             log.exception("job %s failed in the engine", job.id)
             return await self._fail(
                 job,
                 ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND,
                 "The image engine failed on this job; the error is in the service's log.",
+                lease,
             )
         finally:
             self.states.pop(job.id, None)
+        if state.lost:
+            return job
         job.result.update(result)
         job.status, job.finished_at = JobStatus.DONE, utcnow()
-        await self.finish(job, JobStatus.RUNNING)
+        job.progress, job.preview = 1.0, None
+        await self.finish(job, JobStatus.RUNNING, lease)
         log.info("job %s done (%s)", job.id, job.action)
         return job
 
-    async def _fail(self, job: Job, code: ResultCode, message: str) -> Job:
+    async def _fail(
+        self, job: Job, code: ResultCode, message: str, lease: Lease | None = None
+    ) -> Job:
         job.status, job.finished_at, job.error_code, job.error = (
             JobStatus.FAILED,
             utcnow(),
             code,
             message,
         )
-        # A failed job's files (previews, a half-written grid) are never shown: free the space.
-        await asyncio.to_thread(shutil.rmtree, self.job_dir(job.id), True)
-        await self.finish(job, JobStatus.RUNNING)
+        job.preview = None
+        if await self.finish(job, JobStatus.RUNNING, lease):
+            # A failed job's files (previews, a half-written grid) are never shown: free the
+            # space, once the failure is saved (a worker that lost the job must not delete the
+            # files of the one that has it now).
+            await self._remove_images(job.id)
         return job
 
-    async def finish(self, job: Job, previous: JobStatus) -> None:
-        """Save a done or failed job together with the webhook it owes. When the database cannot
-        be written, the job fails with a sentence that says why and is saved later."""
+    async def _remove_images(self, job_id: str) -> None:
         try:
-            await self._save(job, previous)
+            await self.storage.delete_prefix(image_key(job_id, ""))
+        except StorageError as exc:
+            log.warning("job %s: its images could not be removed: %s", job_id, exc)
+
+    async def finish(self, job: Job, previous: JobStatus, lease: Lease | None = None) -> bool:
+        """Save a done or failed job together with the webhook it owes; whether it was saved.
+        When the database cannot be written, the job is saved later: a full disk fails it with
+        a sentence now; an unreachable database keeps its result until the database is back.
+        A worker that lost its lease saves nothing."""
+        try:
+            await self._save(job, previous, lease)
         except StoreUnavailable as exc:
-            await self.end_unsaved(job, previous, exc)
+            await self.end_unsaved(job, previous, exc, lease)
+            return False
+        except Fenced:
+            log.warning("job %s: its lease was lost; another worker's result stands", job.id)
+            return False
+        return True
 
-    async def _save(self, job: Job, previous: JobStatus) -> None:
+    async def _save(self, job: Job, previous: JobStatus, lease: Lease | None = None) -> None:
         hook = self.webhook_for(job)
-        await self.store.save(job, previous, None if hook is None else (*hook, time.time()))
+        await self.store.save(job, previous, None if hook is None else (*hook, time.time()), lease)
 
-    async def end_unsaved(self, job: Job, previous: JobStatus, exc: StoreUnavailable) -> None:
-        """End ``job`` (still ``previous`` in the database) as failed, to be saved when possible."""
+    async def end_unsaved(
+        self, job: Job, previous: JobStatus, exc: StoreUnavailable, lease: Lease | None = None
+    ) -> None:
+        """End ``job`` (still ``previous`` in the database), to be saved when possible."""
         log.error(
             "job %s could not be saved (%s); it is saved when the database allows", job.id, exc
         )
-        if job.status is JobStatus.DONE:  # its result cannot be kept, so it did not happen
-            await asyncio.to_thread(shutil.rmtree, self.job_dir(job.id), True)
-        job.status, job.finished_at = JobStatus.FAILED, utcnow()
-        job.error_code = ResultCode.INTERNAL_ERROR
-        job.error = (
-            f"{DISK_FULL}, so this job's result could not be saved. Ask the server's operator "
-            "to free some space, then try again."
-            if exc.disk_full
-            else f"{exc} Try again later."
-        )
-        job.result = {"seeds": job.result.get("seeds", [])}
-        self.unsaved[job.id] = (job, previous)
+        if exc.disk_full:  # nothing more can be written: the result did not happen
+            if job.status is JobStatus.DONE:
+                await self._remove_images(job.id)
+            job.status, job.finished_at = JobStatus.FAILED, utcnow()
+            job.error_code = ResultCode.INTERNAL_ERROR
+            job.error = (
+                f"{DISK_FULL}, so this job's result could not be saved. Ask the server's "
+                "operator to free some space, then try again."
+            )
+            job.result = {"seeds": job.result.get("seeds", [])}
+        self.unsaved[job.id] = (job, previous, lease)
 
     def unsaved_job(self, job_id: str) -> Job | None:
         entry = self.unsaved.get(job_id)
@@ -205,9 +237,9 @@ class Runner:
     async def save_unsaved(self) -> bool:
         """Try to save the jobs in :attr:`unsaved`; whether any was saved."""
         saved = False
-        for job_id, (job, previous) in list(self.unsaved.items()):
+        for job_id, (job, previous, lease) in list(self.unsaved.items()):
             try:
-                await self._save(job, previous)
+                await self._save(job, previous, lease)
             except StoreUnavailable:
                 return saved  # still not writable: try again later
             except RuntimeError:  # it changed in the database meanwhile: nothing to save
@@ -218,19 +250,19 @@ class Runner:
             self.unsaved.pop(job_id, None)
         return saved
 
-    def load_input(self, name: str) -> Image.Image:
-        with Image.open(self.inputs_dir / name) as opened:
-            return opened.convert("RGB")
+    async def _load(self, key: str, what: str) -> Image.Image:
+        data = await self.storage.get(key)
+        if data is None:
+            raise EngineError(
+                ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND,
+                f"The {what} this job starts from is no longer stored; it may have been deleted.",
+            )
+        return await asyncio.to_thread(images.open_rgb, data)
 
     async def _source(self, parent: Job, tile: int | None) -> Image.Image:
         files = parent.result.get("images", {})
         name = files["tiles"][tile] if tile is not None else files["image"]
-
-        def load() -> Image.Image:
-            with Image.open(self.job_dir(parent.id) / name) as opened:
-                return opened.convert("RGB")
-
-        return await asyncio.to_thread(load)
+        return await self._load(image_key(parent.id, name), "image")
 
     async def _execute(self, job: Job, progress: Any) -> dict[str, Any]:
         seeds = tuple(int(s) for s in job.result.get("seeds", ()))
@@ -250,9 +282,8 @@ class Runner:
             request = actions.generation(prompt, self.context, seeds)
             if job.inputs:
                 size = (request.width, request.height)
-                init = await asyncio.to_thread(
-                    lambda: images.blend([self.load_input(n) for n in job.inputs], size)
-                )
+                loaded = [await self._load(input_key(n), "image prompt") for n in job.inputs]
+                init = await asyncio.to_thread(images.blend, loaded, size)
                 strength = image_strength(prompt)
                 request = dataclasses.replace(request, init_image=init, strength=strength)
         else:
@@ -267,12 +298,12 @@ class Runner:
 
     async def _copy_tile(self, job: Job, parent: Job) -> dict[str, Any]:
         assert job.tile is not None
-        source = self.job_dir(parent.id) / parent.result["images"]["tiles"][job.tile]
-        target = self.job_dir(job.id) / "image.png"
-        target.unlink(missing_ok=True)
-        await asyncio.to_thread(_share, source, target)
-        with Image.open(target) as opened:
-            size = opened.size
+        tile = parent.result["images"]["tiles"][job.tile]
+        settings = parent.result.get("settings", {})  # a grid's tiles share the request's size
+        size = (int(settings.get("width", 0)), int(settings.get("height", 0)))
+        if not all(size):
+            size = (await self._source(parent, job.tile)).size
+        await self.storage.copy(image_key(parent.id, tile), image_key(job.id, "image.png"))
         return {
             "images": {"image": "image.png"},
             "width": size[0],
@@ -283,7 +314,8 @@ class Runner:
         }
 
     async def _store_single(self, job: Job, image: Image.Image) -> dict[str, Any]:
-        await asyncio.to_thread(images.save_png, image, self.job_dir(job.id) / "image.png")
+        data = await asyncio.to_thread(images.png_bytes, image)
+        await self.storage.put(image_key(job.id, "image.png"), data, "image/png")
         return {
             "images": {"image": "image.png"},
             "width": image.width,
@@ -296,22 +328,20 @@ class Runner:
     async def _store_grid(
         self, job: Job, request: GenerateRequest, tiles: list[Image.Image]
     ) -> dict[str, Any]:
-        folder = self.job_dir(job.id)
-
-        def write() -> None:
+        def encode() -> list[bytes]:
             # Pillow's encoders release the GIL: tiles and grid encode side by side.
             with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-                grid = pool.submit(
-                    lambda: images.save_jpeg(images.compose_grid(tiles), folder / "grid.jpg")
-                )
-                pngs = [
-                    pool.submit(images.save_png, t, folder / f"{i}.png")
-                    for i, t in enumerate(tiles)
-                ]
-                for future in [grid, *pngs]:
-                    future.result()
+                grid = pool.submit(lambda: images.jpeg_bytes(images.compose_grid(tiles)))
+                pngs = [pool.submit(images.png_bytes, tile) for tile in tiles]
+                return [future.result() for future in [grid, *pngs]]
 
-        await asyncio.to_thread(write)
+        grid, *pngs = await asyncio.to_thread(encode)
+        # the tiles first, the grid last: a grid that is there means its tiles are too
+        await asyncio.gather(*(
+            self.storage.put(image_key(job.id, f"{i}.png"), data, "image/png")
+            for i, data in enumerate(pngs)
+        ))  # fmt: skip
+        await self.storage.put(image_key(job.id, "grid.jpg"), grid, "image/jpeg")
         caps = self.context.capabilities_for(job)
         # Tiles the engine's safety checker withheld: no U or V for them (nothing to build on).
         blocked = [n for n, tile in enumerate(tiles, 1) if images.BLOCKED in tile.info]
@@ -326,13 +356,14 @@ class Runner:
         return result
 
 
-def _share(source: Path, target: Path) -> None:
-    """Images are immutable, so a hard link shares the file; where the file system has none
-    (some bind mounts, SMB, FAT), a copy."""
+def _preview_jpeg(state: RunState, preview: Image.Image) -> bytes | None:
     try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
+        small = preview.copy()
+        small.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        return images.jpeg_bytes(small, quality=80)
+    except Exception:  # a preview is a nicety: never let it fail the job
+        log.warning("job %s: a preview could not be encoded", state.job_id, exc_info=True)
+        return None
 
 
 def _tile_of(button: str) -> int | None:

@@ -20,7 +20,7 @@ from imagine import __version__, actions
 from imagine.codes import ResultCode
 from imagine.engines.base import Engine
 from imagine.errors import ServiceError, unavailable
-from imagine.fairqueue import FairQueue, tier_for
+from imagine.fairqueue import positions, tier_for
 from imagine.fetch import guarded_session
 from imagine.inputs import Inputs
 from imagine.jobs import Job, JobStatus, new_id, utcnow
@@ -30,10 +30,18 @@ from imagine.netguard import BlockedAddress
 from imagine.prefilter import Prefilter
 from imagine.prompt import ImaginePrompt, PromptError, choose_model, parse, tile_seeds
 from imagine.prompt.parse import is_link
-from imagine.runner import Runner
+from imagine.runner import Runner, RunState
 from imagine.settings import Settings
-from imagine.store import JobStore, LimitReached, Quota, StoreUnavailable
+from imagine.storage import ImageStorage
+from imagine.store import (
+    AlreadyExists,
+    JobStore,
+    LimitReached,
+    Quota,
+    StoreUnavailable,
+)
 from imagine.webhooks import WebhookSender
+from imagine.workers import WorkerPool
 
 __all__ = ["ImagineService", "ServiceError"]
 
@@ -48,21 +56,30 @@ BLEND_DIMENSIONS = {"square": "1:1", "portrait": "2:3", "landscape": "3:2"}
 FINISHED_CACHE = 2048
 UNSAVED_RETRY = 2.0
 """Seconds between tries to save jobs that ended while the database could not be written."""
+POSITIONS_TTL = 0.5
+"""Seconds one reading of the queue answers every poll's queue position."""
+COPIER = 10_000
+"""The worker number of a process's U1–U4 copies (they need no engine, so no worker)."""
 
 
 class ImagineService:
     def __init__(
-        self, settings: Settings, engine: Engine, store: JobStore, prefilter: Prefilter
+        self,
+        settings: Settings,
+        engine: Engine,
+        store: JobStore,
+        prefilter: Prefilter,
+        storage: ImageStorage,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.store = store
+        self.storage = storage
         self.prefilter = prefilter
-        self.queue = FairQueue()
         self.runner = Runner(
             store,
             engine,
-            settings.data_dir,
+            storage,
             actions.PlanContext(engine.capabilities, dict(settings.models), settings.model or None),
             settings.job_timeout,
             self._webhook_for,
@@ -73,143 +90,99 @@ class ImagineService:
             delays=settings.webhook_retry_delays,
             policy=settings.url_policy,
         )
-        self._unfinished: dict[str, Job] = {}
-        """Every queued or running job, by id: the live copy its worker updates."""
         self._finished: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
         """Completed messages (immutable once finished), by id, with the job's owner."""
-        self.active: set[str] = set()
-        """Jobs taken from the queue and not yet finished."""
         self._tasks: list[asyncio.Task[None]] = []
-        self._workers: dict[int, asyncio.Task[None]] = {}
-        self._idle: set[int] = set()
         self._draining = False
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._press_lock = asyncio.Lock()
         self._fetch = guarded_session(settings.allow_private_urls, settings.fetch_timeout)
-        self.inputs = Inputs(
-            self.runner.inputs_dir, self._fetch, settings.url_policy, settings.max_image_bytes
-        )
+        self.inputs = Inputs(storage, self._fetch, settings.url_policy, settings.max_image_bytes)
         self.limits = Limits(settings)
+        self.pool = WorkerPool(
+            settings, store, self.runner, self.workers, device=settings.environ.get(
+                "IMAGINE_DEVICE", ""), on_done=self._job_done,
+        )  # fmt: skip
+        self._positions: tuple[float, dict[str, int]] = (0.0, {})
+        self._reading_positions: asyncio.Task[dict[str, int]] | None = None
 
     @property
     def workers(self) -> int:
-        """Jobs rendered at once: IMAGINE_MAX_CONCURRENT, capped by what the engine can do."""
+        """Jobs this process renders at once: ``--workers`` or IMAGINE_MAX_CONCURRENT, capped by
+        what the engine can do (0 = an API instance that renders nothing)."""
+        wanted = (
+            self.settings.max_concurrent if self.settings.workers is None else self.settings.workers
+        )
         parallel = self.engine.capabilities.parallel
-        return min(self.settings.max_concurrent, parallel or self.settings.max_concurrent)
+        return min(wanted, parallel or wanted)
 
     # lifecycle
 
     async def start(self) -> None:
-        """Resume what a previous run left unfinished, then start the workers."""
-        for job in await self.store.unfinished():
-            if job.status is JobStatus.RUNNING:
-                if job.attempts >= self.settings.max_attempts:
-                    job.status, job.finished_at = JobStatus.FAILED, utcnow()
-                    job.error_code = ResultCode.INTERNAL_ERROR
-                    job.error = f"The job was interrupted {job.attempts} times and was given up."
-                    await self.runner.finish(job, JobStatus.RUNNING)
-                    continue
-                job.status = JobStatus.QUEUED
-                await self.store.save(job, JobStatus.RUNNING)
-                log.info("job %s was interrupted; it runs again", job.id)
-            self._enqueue(job)
-        if self.workers < self.settings.max_concurrent:
+        """Start the workers (their first look takes back what a crash here left running) and
+        the webhook outbox."""
+        if self.workers < (self.settings.workers or self.settings.max_concurrent):
             log.warning(
-                "IMAGINE_MAX_CONCURRENT is %d, but the %s engine renders %d job(s) at a time: "
+                "asked for %d workers, but the %s engine renders %d job(s) at a time: "
                 "running %d worker(s)",
-                self.settings.max_concurrent,
+                self.settings.workers or self.settings.max_concurrent,
                 self.engine.capabilities.name,
                 self.workers,
                 self.workers,
             )
-        self._workers = {n: asyncio.create_task(self._worker(n)) for n in range(self.workers)}
+        if self.workers:
+            self.pool.start()
         self._tasks = [
-            *self._workers.values(),
             asyncio.create_task(self.webhooks.run()),
             asyncio.create_task(self._save_unsaved()),
         ]
 
     async def drain(self, grace: float) -> None:
         """Stop taking work (new submissions get 503) and give running jobs ``grace`` seconds to
-        finish; what is still running then stays resumable for the next start."""
+        finish; what is still running then goes back to the queue."""
         self._draining = True
-        for number, task in self._workers.items():
-            if number in self._idle:
-                task.cancel()
-        busy = [t for n, t in self._workers.items() if n not in self._idle]
-        busy += list(self._side_tasks)
-        if busy:
-            log.info("stopping: waiting up to %.0f s for %d running job(s)", grace, len(busy))
-            # a worker that finishes its job while draining ends instead of taking the next one
-            _, still = await asyncio.wait(busy, timeout=grace)
-            if still:
-                log.warning(
-                    "stopping: %d job(s) still running resume on the next start", len(still)
-                )
+        copies = list(self._side_tasks)
+
+        async def copied() -> None:
+            if copies:
+                await asyncio.wait(copies, timeout=grace)
+
+        await asyncio.gather(self.pool.drain(grace), copied())
 
     async def close(self) -> None:
+        await self.pool.close()
         for task in [*self._tasks, *self._side_tasks]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._side_tasks, return_exceptions=True)
         await self._fetch.close()
 
-    def _enqueue(self, job: Job) -> None:
-        self._unfinished[job.id] = job
-        if actions.needs_engine(job.action):
-            self.queue.push(job.id, job.owner, job.priority)
-        else:  # U1–U4 only share a file: no reason to wait behind renders
-            task = asyncio.create_task(self._run(job.id))
-            self._side_tasks.add(task)
-            task.add_done_callback(self._side_tasks.discard)
+    def _enqueue(self, jobs: list[Job]) -> None:
+        """New jobs are in the database: wake the workers; U1–U4 (a copy of a file, no engine)
+        run here at once, or on any worker should this process die first."""
+        if any(actions.needs_engine(job.action) for job in jobs):
+            self.pool.wake()
+        for job in jobs:
+            if not actions.needs_engine(job.action):
+                task = asyncio.create_task(self._copy(job.id))
+                self._side_tasks.add(task)
+                task.add_done_callback(self._side_tasks.discard)
 
-    async def _worker(self, number: int) -> None:
-        while not self._draining:
-            self._idle.add(number)
-            try:
-                job_id = await self.queue.get()
-            finally:
-                self._idle.discard(number)
-            try:
-                await self._run(job_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("worker %d: job %s could not be finished", number, job_id)
-
-    async def _run(self, job_id: str) -> None:
-        self.active.add(job_id)
+    async def _copy(self, job_id: str) -> None:
         try:
-            job = self._unfinished.get(job_id) or await self.store.get(job_id)
-            if job is None or job.status is not JobStatus.QUEUED:
-                return
-            job.status, job.started_at, job.attempts = JobStatus.RUNNING, utcnow(), job.attempts + 1
-            try:
-                try:
-                    # shielded inside: cancelled here, the write still lands before the requeue
-                    await self.store.save(job, JobStatus.QUEUED)
-                except StoreUnavailable as exc:  # it cannot even start: it ends, saved later
-                    job.status, job.started_at = JobStatus.QUEUED, None
-                    job.attempts -= 1
-                    await self.runner.end_unsaved(job, JobStatus.QUEUED, exc)
-                    return
-                job = await self.runner.run(job)
-            except asyncio.CancelledError:
-                if self._draining:  # an orderly stop is not a crash: this start does not count
-                    await self._requeue(job)
-                raise
-        finally:
-            self.active.discard(job_id)
-            self._unfinished.pop(job_id, None)
+            claimed = await self.store.claim(
+                self.pool.name(COPIER), self.settings.lease_seconds, job_id
+            )
+        except StoreUnavailable as exc:
+            log.warning("job %s: cannot start now (%s); a worker takes it later", job_id, exc)
+            return
+        if claimed is not None:
+            await self.pool.run(COPIER, *claimed)
+
+    def _unsaved(self, status: JobStatus) -> int:
+        return sum(1 for _, previous, _ in self.runner.unsaved.values() if previous is status)
+
+    def _job_done(self) -> None:
         self.webhooks.wake()
-
-    async def _requeue(self, job: Job) -> None:
-        job.status, job.started_at, job.attempts = JobStatus.QUEUED, None, job.attempts - 1
-        try:
-            await self.store.save(job, JobStatus.RUNNING)
-        except Exception as exc:  # it stays running there, and resumes all the same
-            log.warning("job %s: could not be put back in the queue at stop: %s", job.id, exc)
-        else:
-            log.info("job %s goes back to the queue for the next start", job.id)
 
     async def _save_unsaved(self) -> None:
         """Jobs that ended while the database could not be written (a full disk) are saved, with
@@ -245,7 +218,8 @@ class ImagineService:
     async def _precheck(self, quota: Quota, adding: int) -> None:
         """Refuse early, before images are fetched, what the quota would refuse at the insert."""
         unfinished = await self.store.count_unfinished(quota.owner) if quota.owner_cap else 0
-        if reached := quota.refused(adding, unfinished, len(self.queue)):
+        waiting = await self.store.count_waiting() if quota.queue_limit and quota.waiting else 0
+        if reached := quota.refused(adding, unfinished, waiting):
             raise refusal(reached, adding)
 
     async def _add(self, jobs: list[Job], quota: Quota | None) -> None:
@@ -330,8 +304,7 @@ class ImagineService:
                 )
             )
         await self._add(jobs, quota)
-        for job in jobs:
-            self._enqueue(job)
+        self._enqueue(jobs)
         log.info("accepted %d job(s) %s for %s", len(jobs), [j.id for j in jobs], owner)
         return jobs
 
@@ -441,13 +414,7 @@ class ImagineService:
             if button in actions.TILE_BUTTONS and (
                 earlier := await self.store.pressed(parent.id, button)
             ):
-                raise ServiceError(
-                    409,
-                    ResultCode.ALREADY_REQUESTED_UPSCALE,
-                    f"{button} was already pressed on this message; its result is messageId "
-                    f"{earlier.id}.",
-                    messageId=earlier.id,
-                )
+                raise _already_pressed(button, earlier)
             tile = actions.TILE_BUTTONS.get(button)
             job = self._new_job(
                 action=button,
@@ -461,17 +428,23 @@ class ImagineService:
                 # 🔄 re-rolls the whole prompt, image prompts (and a blend's images) included.
                 inputs=parent.inputs if button == "🔄" else None,
             )
-            await self._add([job], quota)
-        self._enqueue(job)
+            try:
+                await self._add([job], quota)
+            except AlreadyExists:  # pressed on another API instance a moment ago
+                earlier = await self.store.pressed(parent.id, button)
+                if earlier is None:
+                    raise unavailable("That button could not be pressed now.", 1) from None
+                raise _already_pressed(button, earlier) from None
+        self._enqueue([job])
         return job
 
     async def message(
         self, job_id: str, expire_mins: float = 12.0, token: str | None = None
     ) -> dict[str, Any]:
-        # Polls are most of the traffic: unfinished jobs are answered from memory, finished
-        # ones (immutable from then on) from a small cache, and only the rest from SQLite.
+        # Polls are most of the traffic: finished jobs (immutable from then on) are answered
+        # from a small cache, the rest from the database, which every instance shares.
         unknown = ServiceError(404, None, f"No message has id {job_id!r}.")
-        job = self.runner.unsaved_job(job_id) or self._unfinished.get(job_id)
+        job = self.runner.unsaved_job(job_id)
         if job is None:
             if (cached := self._finished.get(job_id)) is not None:
                 if not belongs_to(cached[0], token):
@@ -483,10 +456,6 @@ class ImagineService:
                 raise unknown
         if not belongs_to(job.owner, token):
             raise unknown
-        if job.status.finished and job_id in self._unfinished and job_id not in self.runner.unsaved:
-            # its worker is saving it right now: finished for clients once the database has it
-            return {**running(job, None, None, self.settings.base_url), "progress": 99,
-                    "status": JobStatus.RUNNING.value}  # fmt: skip
         if job.status.finished:
             answer = {"progress": 100, "response": completed(job, self.settings.base_url)}
             if job_id not in self.runner.unsaved:
@@ -496,8 +465,29 @@ class ImagineService:
             return answer
         if utcnow() - job.created_at > timedelta(minutes=expire_mins):
             return {"progress": "incomplete"}
-        state = self.runner.states.get(job.id)
-        return running(job, state, self.queue.position(job.id), self.settings.base_url)
+        # this process's own worker knows it best; any other's wrote it in the row
+        state = self.runner.states.get(job.id) or RunState(job.id, job.progress, job.preview)
+        position = (
+            (await self._queue_positions()).get(job.id) if job.status is JobStatus.QUEUED else None
+        )
+        return running(job, state, position, self.settings.base_url)
+
+    async def _queue_positions(self) -> dict[str, int]:
+        """Every queued job's place in the turn order, read at most every POSITIONS_TTL
+        seconds, by one reading that all the polls meanwhile share."""
+        loop = asyncio.get_running_loop()
+        read_at, known = self._positions
+        if loop.time() - read_at < POSITIONS_TTL:
+            return known
+        if self._reading_positions is None or self._reading_positions.done():
+            self._reading_positions = asyncio.create_task(self._read_positions())
+        return await asyncio.shield(self._reading_positions)
+
+    async def _read_positions(self) -> dict[str, int]:
+        queued, turns, top = await self.store.queue_snapshot()
+        order = positions(queued, turns, top)
+        self._positions = (asyncio.get_running_loop().time(), order)
+        return order
 
     async def info(self, user: str | None = None, token: str | None = None) -> dict[str, Any]:
         caps = self.engine.capabilities
@@ -506,8 +496,9 @@ class ImagineService:
             "version": __version__,
             "engine": caps.name,
             "placeholder": caps.is_placeholder,
-            "queued": len(self.queue),
-            "running": len(self.active),
+            # jobs that ended here while the database could not be written are not waiting
+            "queued": max(0, await self.store.count_waiting() - self._unsaved(JobStatus.QUEUED)),
+            "running": max(0, await self.store.count_running() - self._unsaved(JobStatus.RUNNING)),
             "queueLimit": self.settings.queue_limit,
             "maxConcurrent": self.workers,
             "capabilities": {
@@ -526,6 +517,15 @@ class ImagineService:
                 owner_of(json.dumps({"user": user}), token)
             )
         return data
+
+
+def _already_pressed(button: str, earlier: Job) -> ServiceError:
+    return ServiceError(
+        409,
+        ResultCode.ALREADY_REQUESTED_UPSCALE,
+        f"{button} was already pressed on this message; its result is messageId {earlier.id}.",
+        messageId=earlier.id,
+    )
 
 
 def _content(prompt: ImaginePrompt, msg: str, count: int) -> str:

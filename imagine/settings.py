@@ -89,6 +89,18 @@ class Settings:
     """POST requests per minute per user named in ref (0 = no limit)."""
     fetch_timeout: float = 15.0
     max_image_bytes: int = 20 * 1024 * 1024
+    database_url: str = ""
+    """IMAGINE_DATABASE_URL: empty = SQLite in the data folder; postgresql://… = PostgreSQL."""
+    storage_url: str = ""
+    """IMAGINE_STORAGE_URL: empty = the data folder; s3://bucket/prefix = object storage."""
+    s3_endpoint: str = ""
+    """IMAGINE_S3_ENDPOINT: the S3 API of a non-AWS server (MinIO, R2, Garage), e.g. http://minio:9000."""
+    lease_seconds: float = 30.0
+    """IMAGINE_LEASE_SECONDS: a worker that has not renewed its job for this long has lost it."""
+    auto_migrate: bool = True
+    """IMAGINE_AUTO_MIGRATE: migrate an older database schema at start (0 = refuse, say so)."""
+    workers: int | None = None
+    """Render workers in this process (``serve --workers N``); None = IMAGINE_MAX_CONCURRENT."""
     environ: Mapping[str, str] = field(default_factory=dict)
     """The whole environment snapshot, for engines that read their own variables (A1111_URL, ...)."""
 
@@ -153,5 +165,12 @@ class Settings:
             max_jobs_per_user=_int(env, "IMAGINE_MAX_JOBS_PER_USER", 40, 1, 1_000_000),
             rate_per_token=_int(env, "IMAGINE_RATE_PER_TOKEN", 600, 0, 1_000_000),
             rate_per_user=_int(env, "IMAGINE_RATE_PER_USER", 30, 0, 1_000_000),
+            database_url=env.get("IMAGINE_DATABASE_URL", "").strip(),
+            storage_url=env.get("IMAGINE_STORAGE_URL", "").strip(),
+            s3_endpoint=env.get("IMAGINE_S3_ENDPOINT", "").strip(),
+            lease_seconds=_float(env, "IMAGINE_LEASE_SECONDS", 30.0, 1.0, 3600.0),
+            auto_migrate=_flag(env, "IMAGINE_AUTO_MIGRATE")
+            if env.get("IMAGINE_AUTO_MIGRATE", "").strip()
+            else True,
             environ=MappingProxyType(env),
         )

@@ -31,6 +31,13 @@ PER_ORIGIN = 4
 UNSAVED_RETRY = 5.0
 CONNECT_TIMEOUT = 3.0
 """A receiver that takes longer than this to accept a connection is down: try it again later."""
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+"""Carries the delivery's id: the same on every try of one delivery, so a receiver can drop a
+repeat (a delivery can be sent twice when its sender dies before it saves the outcome)."""
+HOLD = 120.0
+"""Seconds a claimed delivery is this process's alone (then another may retry it)."""
+LOOK_EVERY = 30.0
+"""Seconds between looks at the outbox when nothing woke this process (others add to it too)."""
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -80,13 +87,13 @@ class WebhookSender:
                     except Exception:  # the outbox must outlive any one bad row or hiccup
                         log.exception("webhook outbox: could not read due deliveries")
                         next_at = time.time() + 5.0
-                    wait = 3600.0 if next_at is None else max(0.05, next_at - time.time())
+                    wait = LOOK_EVERY if next_at is None else max(0.05, next_at - time.time())
                     if self._unsaved:  # the database cannot be written: no hurry
                         wait = UNSAVED_RETRY
                     # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
                     # that arrives as the event is set, and shutdown would then wait for ever.
                     with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(min(wait, 3600.0)):
+                        async with asyncio.timeout(min(wait, LOOK_EVERY)):
                             await self._wake.wait()
             finally:
                 for task in self._in_flight.values():
@@ -98,7 +105,7 @@ class WebhookSender:
             await self._save(webhook_id, *outcome)
         # the ones in flight come back too: ask for enough that due ones behind them are seen
         skip = len(self._in_flight) + len(self._unsaved)
-        due = await self._store.due_webhooks(time.time(), 100 + skip)
+        due = await self._store.claim_webhooks(time.time(), 100 + skip, HOLD + self._timeout)
         for webhook_id, job_id, url, body, attempts in due:
             if webhook_id in self._in_flight or webhook_id in self._unsaved:
                 continue
@@ -122,7 +129,7 @@ class WebhookSender:
         attempts: int,
     ) -> None:
         async with self._slot(url):
-            error, retry = await self._post(session, url, body)
+            error, retry = await self._post(session, url, body, webhook_id)
         attempts += 1
         if error is None:
             log.info("webhook for job %s delivered to %s", job_id, url)
@@ -169,10 +176,10 @@ class WebhookSender:
         return self._origins.hold(origin)
 
     async def _post(
-        self, session: aiohttp.ClientSession, url: str, body: bytes
+        self, session: aiohttp.ClientSession, url: str, body: bytes, delivery: int
     ) -> tuple[str | None, bool]:
         """(None, _) when delivered, else (the error, whether to try again)."""
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: str(delivery)}
         if self._secret:
             headers[SIGNATURE_HEADER] = sign(self._secret, body)
         try:

@@ -14,6 +14,8 @@ from hypothesis import settings as hypothesis_settings
 
 from imagine.settings import Settings
 
+pytest_plugins = ["tests.infra.postgres", "tests.infra.s3"]
+
 # The same examples on every run, so a red CI points at a change and not at luck; the "explore"
 # profile (HYPOTHESIS_PROFILE=explore) draws new ones and is how to hunt for fresh bugs.
 hypothesis_settings.register_profile("default", derandomize=True, database=None)

@@ -23,7 +23,7 @@ from yarl import URL
 from imagine.engines.placeholder import PlaceholderEngine
 from imagine.jobs import Job
 from imagine.settings import Settings
-from imagine.store import JobStore, LimitReached, Quota
+from imagine.store import LimitReached, Quota, SQLiteStore
 from tests.service.conftest import ClientFactory, wait_done
 
 Client = TestClient[Any, Any]
@@ -138,10 +138,10 @@ async def test_the_cap_holds_across_processes_sharing_the_database(tmp_path: Pat
     """Two stores on one SQLite file stand in for two API processes: the quota is checked in
     the insert's transaction, under the database's write lock, so together they take 3."""
     path = tmp_path / "jobs.sqlite3"
-    first, second = await JobStore.open(path), await JobStore.open(path)
+    first, second = await SQLiteStore.open(path), await SQLiteStore.open(path)
     quota = Quota("tok:u1", owner_cap=3, queue_limit=None, waiting=1)
 
-    async def add(store: JobStore, n: int) -> bool:
+    async def add(store: SQLiteStore, n: int) -> bool:
         job = Job(id=f"j{n}", button_message_id=f"b{n}", action="imagine", type="imagine",
                   owner="tok:u1", content="x", prompt={})  # fmt: skip
         try:

@@ -95,9 +95,9 @@ async def test_one_failing_write_does_not_fail_the_others_committed_with_it(
     settings: Settings,
 ) -> None:
     from imagine.jobs import Job, JobStatus
-    from imagine.store import JobStore
+    from imagine.store import SQLiteStore
 
-    store = await JobStore.open(settings.data_dir / "jobs.sqlite3")
+    store = await SQLiteStore.open(settings.data_dir / "jobs.sqlite3")
     try:
 
         def job(job_id: str) -> Job:

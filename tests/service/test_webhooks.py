@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from imagine.netguard import UrlPolicy
-from imagine.store import JobStore
+from imagine.store import SQLiteStore
 from imagine.webhooks import SIGNATURE_HEADER, WebhookSender, sign
 from tests.service.conftest import ClientFactory, submit, wait_done
 
@@ -183,7 +183,7 @@ async def test_slow_receiver_does_not_hold_up_another(make_client: ClientFactory
 async def test_the_sender_stops_when_a_wake_comes_with_the_shutdown(tmp_path: Path) -> None:
     # A job that finishes wakes the sender; if that lands in the same tick as the shutdown's
     # cancel, the sender must still stop (3.11's wait_for lost such a cancel: shutdown hung).
-    store = await JobStore.open(tmp_path / "jobs.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "jobs.sqlite3")
     try:
         for _ in range(20):
             sender = WebhookSender(store, secret="", delays=(1.0,), policy=UrlPolicy())
