@@ -18,7 +18,7 @@ import discord
 import yarl
 from dotenv import find_dotenv, load_dotenv
 
-from bot.app import ImagineBot
+from bot.app import ImagineBot, create_bot
 from bot.embedded import StartupError
 from bot.login import Backoff, QuietRetries, api_address, is_unreachable, seconds, why_unreachable
 from bot.settings import TOKEN_HELP, BotSettings, SettingsError
@@ -53,7 +53,7 @@ async def run(settings: BotSettings) -> None:
     while not stopping.is_set():
         # A fresh client per try: a closed discord.py client cannot log in again, and a failed
         # login never reached setup_hook, so nothing else was started.
-        bot = ImagineBot(settings)
+        bot = create_bot(settings)
         current[:] = [bot]
         tries += 1
         try:

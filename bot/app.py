@@ -1,8 +1,15 @@
-"""ImagineBot: the commands.Bot subclass; all start-up work happens in ``setup_hook``."""
+"""ImagineBot: the commands.Bot subclass; all start-up work happens in ``setup_hook``.
+
+``create_bot`` picks the class: one unsharded gateway connection, as discord.py's plain ``Bot``
+makes, unless DISCORD_SHARD_COUNT is set; then ``ShardedImagineBot`` (an ``AutoShardedBot``)
+connects this process's slice of the shards (DISCORD_SHARD_IDS), so several processes can share a
+bot that is in more servers than one connection may carry.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import discord
 from discord.ext import commands
@@ -22,7 +29,7 @@ EXTENSIONS = ("cogs.imagine", "cogs.buttons", "cogs.info", "cogs.help", "cogs.ad
 
 
 class ImagineBot(commands.Bot):
-    def __init__(self, settings: BotSettings) -> None:
+    def __init__(self, settings: BotSettings, **options: Any) -> None:
         # The bot never joins voice: no need to warn on every start that voice libraries are absent.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(
@@ -34,6 +41,7 @@ class ImagineBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
             guild_ready_timeout=settings.guild_ready_timeout,
+            **options,
         )
         self.settings = settings
         self._service: ServiceEndpoint | None = None
@@ -83,7 +91,12 @@ class ImagineBot(commands.Bot):
                 await self.load_extension(extension)
             except commands.ExtensionError:
                 log.exception("extension %s failed to load", extension)
+        if self.shard_count is not None:
+            held = settings.shard_ids or range(self.shard_count)
+            log.info("connecting shards %s of %d", ", ".join(map(str, held)), self.shard_count)
         for guild_id in settings.guild_ids:
+            if not settings.holds_guild(guild_id):
+                continue  # the process that holds this server's shard syncs it: once, not N times
             guild = discord.Object(guild_id)
             self.tree.copy_global_to(guild=guild)
             try:
@@ -140,3 +153,26 @@ class ImagineBot(commands.Bot):
         pressed, self._pressed = self._pressed, None
         if pressed is not None:
             await pressed.close()
+
+
+class ShardedImagineBot(ImagineBot, commands.AutoShardedBot):
+    """The same bot on a fixed number of shards, connecting only this process's slice of them.
+
+    The count is always given (never Discord's recommendation from GET /gateway/bot), so that the
+    processes of one cluster agree on it and so on which server each shard carries.
+    """
+
+    def __init__(self, settings: BotSettings) -> None:
+        assert settings.shard_count is not None
+        super().__init__(
+            settings,
+            shard_count=settings.shard_count,
+            shard_ids=list(settings.shard_ids) or None,
+        )
+
+
+def create_bot(settings: BotSettings) -> ImagineBot:
+    """A sharded bot when DISCORD_SHARD_COUNT is set, else today's single connection."""
+    if settings.shard_count is None:
+        return ImagineBot(settings)
+    return ShardedImagineBot(settings)

@@ -62,6 +62,34 @@ def _guild_ids(raw: str) -> tuple[int, ...]:
     return tuple(ids)
 
 
+def _shards(env: Mapping[str, str]) -> tuple[int | None, tuple[int, ...]]:
+    """DISCORD_SHARD_COUNT and DISCORD_SHARD_IDS: the shards in all, and this process's slice."""
+    raw_count = env.get("DISCORD_SHARD_COUNT", "").strip()
+    raw_ids = env.get("DISCORD_SHARD_IDS", "").strip()
+    if not raw_count:
+        if raw_ids:
+            raise SettingsError(
+                "DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT, the number of shards in all "
+                f"(got DISCORD_SHARD_IDS={raw_ids!r} alone)."
+            )
+        return None, ()
+    count = _whole(env, "DISCORD_SHARD_COUNT", 1, 1, 65536)
+    ids: list[int] = []
+    for part in raw_ids.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit() or int(part) >= count:
+            raise SettingsError(
+                f"DISCORD_SHARD_IDS must be shard numbers from 0 to {count - 1} (DISCORD_SHARD_COUNT "
+                f"is {count}) separated by commas, got {part!r}."
+            )
+        if int(part) in ids:
+            raise SettingsError(f"DISCORD_SHARD_IDS names shard {part} twice.")
+        ids.append(int(part))
+    return count, tuple(ids)
+
+
 @dataclass(frozen=True)
 class BotSettings:
     discord_token: str
@@ -93,6 +121,10 @@ class BotSettings:
     discord_gateway_url: str = ""
     guild_ready_timeout: float = 2.0
     log_level: str = "INFO"
+    shard_count: int | None = None
+    """DISCORD_SHARD_COUNT: None = one unsharded connection (below Discord's 2,500 servers)."""
+    shard_ids: tuple[int, ...] = ()
+    """DISCORD_SHARD_IDS: the shards this process connects; empty = all of shard_count."""
     environ: Mapping[str, str] = field(default_factory=dict)
     """The whole environment, for the embedded service's own settings."""
 
@@ -113,6 +145,7 @@ class BotSettings:
             raise SettingsError(
                 f"BOT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}."
             )
+        shard_count, shard_ids = _shards(env)
         return cls(
             discord_token=token,
             guild_ids=_guild_ids(env.get("DISCORD_GUILD_IDS", "")),
@@ -132,5 +165,13 @@ class BotSettings:
             discord_gateway_url=env.get("DISCORD_GATEWAY_URL", "").strip(),
             guild_ready_timeout=_number(env, "BOT_GUILD_READY_TIMEOUT", 2.0, 0.0, 60.0),
             log_level=level,
+            shard_count=shard_count,
+            shard_ids=shard_ids,
             environ=MappingProxyType(env),
         )
+
+    def holds_guild(self, guild_id: int) -> bool:
+        """Whether this process's shards receive the server's events (Discord's shard formula)."""
+        if self.shard_count is None or not self.shard_ids:
+            return True
+        return (guild_id >> 22) % self.shard_count in self.shard_ids

@@ -1,6 +1,9 @@
 """The websocket gateway (https://discord.com/developers/docs/events/gateway): HELLO, IDENTIFY →
 READY + GUILD_CREATE, heartbeats, dispatches with sequence numbers, RECONNECT and RESUME with replay
-of missed events, INVALID_SESSION, member chunks, and zlib-stream transport compression when asked."""
+of missed events, INVALID_SESSION, member chunks, and zlib-stream transport compression when asked.
+
+Sharding: a session that identifies with ``shard: [id, count]`` gets the guild and its events only
+when ``(guild_id >> 22) % count == id``, as on Discord; events of no guild (DMs) go to shard 0."""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ UNKNOWN_OPCODE, DECODE_ERROR, NOT_AUTHENTICATED, AUTH_FAILED, ALREADY_AUTHENTICA
     4004,
     4005,
 )
-INVALID_API_VERSION = 4012
+INVALID_SHARD, INVALID_API_VERSION = 4010, 4012
 
 
 @dataclass(eq=False)
@@ -51,6 +54,18 @@ class Session:
     sent: list[JSON] = field(default_factory=list)  # every dispatch, for replay on RESUME
     connection: Connection | None = None
     invalidated: bool = False
+    shard: tuple[int, int] | None = None
+    """(shard id, shard count) from IDENTIFY; None = an unsharded session, which gets everything."""
+
+    def receives(self, data: object) -> bool:
+        """Whether an event with this payload reaches this session (Discord's shard formula)."""
+        if self.shard is None:
+            return True
+        shard_id, count = self.shard
+        guild_id = data.get("guild_id") if isinstance(data, dict) else None
+        if guild_id is None:
+            return shard_id == 0
+        return (int(guild_id) >> 22) % count == shard_id
 
 
 class Gateway:
@@ -94,6 +109,8 @@ class Gateway:
             if session.invalidated:
                 continue
             if event in MESSAGE_EVENTS and not session.intents & GUILD_MESSAGES:
+                continue
+            if not session.receives(data):
                 continue
             session.seq += 1
             payload = {"op": DISPATCH, "t": event, "s": session.seq, "d": data}
@@ -193,6 +210,9 @@ class Gateway:
                 return ALREADY_AUTHENTICATED
             if not isinstance(data, dict) or data.get("token") != self.world.token:
                 return AUTH_FAILED
+            shard = data.get("shard")
+            if shard is not None and not _valid_shard(shard):
+                return INVALID_SHARD
             holder["session"] = self._identify(connection, data)
             return None
         if op == RESUME:
@@ -208,13 +228,16 @@ class Gateway:
 
     def _identify(self, connection: Connection, data: JSON) -> Session:
         session = Session(uuid.uuid4().hex, int(data.get("intents") or 0))
+        if data.get("shard") is not None:
+            session.shard = (int(data["shard"][0]), int(data["shard"][1]))
         session.connection = connection
         self.sessions[session.id] = session
         w = self.world
+        held = session.receives({"guild_id": w.guild_id})
         ready: JSON = {
             "v": 10,
             "user": {**w.bot_user, "verified": True, "mfa_enabled": False, "email": None},
-            "guilds": [{"id": w.guild_id, "unavailable": True}],
+            "guilds": [{"id": w.guild_id, "unavailable": True}] if held else [],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.resume_url,
@@ -230,7 +253,8 @@ class Gateway:
         if data.get("shard") is not None:
             ready["shard"] = data["shard"]
         self._dispatch_to(session, "READY", ready)
-        self._dispatch_to(session, "GUILD_CREATE", w.guild())
+        if held:
+            self._dispatch_to(session, "GUILD_CREATE", w.guild())
         return session
 
     def _resume(
@@ -255,6 +279,8 @@ class Gateway:
 
     def _member_chunk(self, session: Session, data: JSON) -> None:
         guild = self.world.guild()
+        if not session.receives({"guild_id": guild["id"]}):
+            return  # Discord answers only for the guilds of the shard that asks
         chunk = {
             "guild_id": guild["id"],
             "members": guild["members"],
@@ -272,3 +298,13 @@ class Gateway:
         payload = {"op": DISPATCH, "t": event, "s": session.seq, "d": data}
         session.sent.append(payload)
         self._send(session, payload)
+
+
+def _valid_shard(shard: object) -> bool:
+    """IDENTIFY's ``shard``: [shard_id, num_shards] with 0 <= shard_id < num_shards."""
+    if not isinstance(shard, list) or len(shard) != 2:
+        return False
+    shard_id, count = shard
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in shard):
+        return False
+    return 0 <= shard_id < count
