@@ -63,6 +63,12 @@ async def serve(settings: Settings) -> None:
 
 async def work(settings: Settings) -> None:
     """Render workers alone (no HTTP) until SIGTERM or SIGINT, like ``serve``'s stop."""
+    if not settings.public_url:
+        log.warning(
+            "IMAGINE_PUBLIC_URL is not set: the image links in this worker's webhooks point at "
+            "%s, where no API listens; set it to the API's address",
+            settings.base_url,
+        )
     engine = create_engine(settings)
     async with running_service(settings, engine) as service:
         stop = _stop_on_signals()

@@ -6,6 +6,7 @@ Domain errors become HTTP responses here and only here; every error is JSON with
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import json
 import logging
@@ -300,7 +301,13 @@ async def image(request: web.Request) -> web.StreamResponse:
         if not path.is_file():
             raise ServiceError(404, None, "No such image.")
         return web.FileResponse(path, headers=headers)
-    data = await storage.get(key)  # in a bucket: through this API, so no bucket is public
+    # in a bucket: served through this API (no bucket needs to be public, and the URL stays the
+    # same whichever API instance a client asks); a key's bytes never change, so a tag of the
+    # key is a strong ETag
+    headers["ETag"] = f'"{hashlib.sha256(key.encode()).hexdigest()[:32]}"'
+    if request.headers.get("If-None-Match") == headers["ETag"]:
+        return web.Response(status=304, headers=headers)
+    data = await storage.get(key)
     if data is None:
         raise ServiceError(404, None, "No such image.")
     kind = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}[name.rsplit(".", 1)[1]]

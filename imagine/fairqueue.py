@@ -37,7 +37,7 @@ def turn_key(
     """Where an owner's oldest job in ``tier`` stands in line (smaller goes first); ``turn`` is
     the owner's last (served_seq, served_at). The claim query's ORDER BY, in Python."""
     served_seq, served_at = turn if turn is not None else (0, 0.0)
-    if served_seq > head_seq:  # served since this job arrived: behind what existed then
+    if served_seq >= head_seq:  # served since this job arrived: behind what existed then
         return (tier, served_seq, 1, served_at, head_seq)
     return (tier, head_seq, 0, 0.0, head_seq)
 

@@ -121,11 +121,14 @@ class ImagineService:
     async def start(self) -> None:
         """Start the workers (their first look takes back what a crash here left running) and
         the webhook outbox."""
-        if self.workers < (self.settings.workers or self.settings.max_concurrent):
+        wanted = (
+            self.settings.max_concurrent if self.settings.workers is None else self.settings.workers
+        )
+        if self.workers < wanted:
             log.warning(
                 "asked for %d workers, but the %s engine renders %d job(s) at a time: "
                 "running %d worker(s)",
-                self.settings.workers or self.settings.max_concurrent,
+                wanted,
                 self.engine.capabilities.name,
                 self.workers,
                 self.workers,

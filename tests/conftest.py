@@ -70,6 +70,22 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def backend() -> str:
+    """The backend of the ``settings`` fixture (see tests/backends.py to run on each)."""
+    return "sqlite"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
     """Service settings on a fresh data folder, placeholder engine, private URLs allowed (tests use loopback)."""
-    return Settings(data_dir=tmp_path / "data", allow_private_urls=True, environ={})
+    chosen = Settings(data_dir=tmp_path / "data", allow_private_urls=True, environ={})
+    if backend.startswith("postgres"):
+        chosen = chosen.with_(database_url=request.getfixturevalue("pg_url"))
+    if backend.endswith("+s3"):
+        bucket = request.getfixturevalue("s3_bucket")
+        chosen = chosen.with_(
+            storage_url=f"s3://{bucket.name}/imagine",
+            s3_endpoint=bucket.endpoint,
+            environ=dict(bucket.environ),
+        )
+    return chosen

@@ -246,9 +246,9 @@ class JobStore(abc.ABC):
 
     _TURN_ORDER = """
         ORDER BY h.priority,
-            CASE WHEN COALESCE(t.served_seq, 0) > h.seq THEN t.served_seq ELSE h.seq END,
-            CASE WHEN COALESCE(t.served_seq, 0) > h.seq THEN 1 ELSE 0 END,
-            CASE WHEN COALESCE(t.served_seq, 0) > h.seq THEN t.served_at ELSE 0 END,
+            CASE WHEN COALESCE(t.served_seq, 0) >= h.seq THEN t.served_seq ELSE h.seq END,
+            CASE WHEN COALESCE(t.served_seq, 0) >= h.seq THEN 1 ELSE 0 END,
+            CASE WHEN COALESCE(t.served_seq, 0) >= h.seq THEN t.served_at ELSE 0 END,
             h.seq"""
     """Users take turns: an owner served goes behind every job that existed then (served_seq);
     one who joins later queues at their first job. Mirrored by :func:`fairqueue.claim_order`."""

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -135,16 +135,28 @@ class PostgresStore(JobStore):
                 return
         self._pool.terminate()
 
-    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    async def _on_connection(self, use: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        """``use`` a pooled connection; one that failed mid-call is dropped, never reused (after
+        a lost server it can be stuck half-way through an operation)."""
         try:
-            async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
-                return await _Tx(conn).fetch(sql, args)
+            conn = await self._pool.acquire(timeout=CONNECT_TIMEOUT)
         except _UNREACHABLE as exc:
             raise _unavailable(exc) from exc
+        try:
+            return await use(conn)
+        except (*_UNREACHABLE, asyncpg.InternalClientError) as exc:
+            conn.terminate()
+            raise _unavailable(exc) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await self._pool.release(conn, timeout=CONNECT_TIMEOUT)
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self._on_connection(lambda conn: _Tx(conn).fetch(sql, args))  # type: ignore[no-any-return]
 
     async def commit(self, unit: Unit) -> Any:
-        try:
-            async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn, conn.transaction():
+        async def run(conn: asyncpg.Connection) -> Any:
+            async with conn.transaction():
                 tx = _Tx(conn)
                 if unit.quota is not None:
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", QUOTA_LOCK)
@@ -154,10 +166,11 @@ class PostgresStore(JobStore):
                 if unit.rows:
                     await tx.executemany(INSERT_JOBS, unit.rows)
                 return await unit.work(tx) if unit.work else None
+
+        try:
+            return await self._on_connection(run)
         except asyncpg.UniqueViolationError as exc:
             raise AlreadyExists(str(exc)) from exc
-        except _UNREACHABLE as exc:
-            raise _unavailable(exc) from exc
         except asyncpg.PostgresError as exc:
             log.error("a write to the job database failed: %s", exc)
             raise StoreUnavailable.from_error(exc) from exc
@@ -189,6 +202,7 @@ class PostgresStore(JobStore):
                 raise
             except Exception as exc:
                 log.warning("job database: listening for new jobs failed (%s); retrying", exc)
+                wake()  # the workers look themselves meanwhile
             finally:
                 if conn is not None:
                     conn.terminate()

@@ -20,7 +20,8 @@ ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 @pytest.fixture
-def make_client(aiohttp_client: Any, settings: Settings) -> ClientFactory:
+def make_client(settings: Settings, aiohttp_client: Any) -> ClientFactory:
+    # settings first: its database (and bucket) must outlive the clients' apps at teardown
     async def make(engine: Any = None, **changes: Any) -> TestClient[Any, Any]:
         app = create_app(settings.with_(**changes), engine=engine or PlaceholderEngine())
         client: TestClient[Any, Any] = await aiohttp_client(app)

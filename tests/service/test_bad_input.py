@@ -13,6 +13,7 @@ import brotli
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.backends import on_both_databases as backend  # noqa: F401 (a fixture: every test on each)
 from tests.service.conftest import ClientFactory, submit, wait_done
 
 if sys.version_info >= (3, 14):

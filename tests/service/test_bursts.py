@@ -24,6 +24,7 @@ from imagine.engines.placeholder import PlaceholderEngine
 from imagine.jobs import Job
 from imagine.settings import Settings
 from imagine.store import LimitReached, Quota, SQLiteStore
+from tests.backends import on_both_databases as backend  # noqa: F401 (a fixture: every test on each)
 from tests.service.conftest import ClientFactory, wait_done
 
 Client = TestClient[Any, Any]

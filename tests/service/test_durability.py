@@ -12,6 +12,7 @@ import aiohttp
 
 from imagine.engines.placeholder import PlaceholderEngine
 from imagine.settings import Settings
+from tests.backends import on_both_databases as backend  # noqa: F401 (a fixture: every test on each)
 from tests.service.conftest import ClientFactory, submit, wait_done
 from tests.service.processes import free_port, serve
 

@@ -41,6 +41,28 @@ def test_a_late_user_is_not_stuck_behind_an_early_users_backlog() -> None:
     assert claim_order(rows, turns, 11)[:2] == ["a1", "b0"]
 
 
+def test_two_owners_alternate_even_when_the_next_job_is_the_newest() -> None:
+    """b's second job was the newest when b was served: b still goes to the back (a bug once let
+    b take two turns in a row here)."""
+    rows = queued([("a1", "a", 0), ("a2", "a", 0), ("a3", "a", 0), ("b1", "b", 0), ("b2", "b", 0)])
+    assert claim_order(rows, {}, 5) == ["a1", "b1", "a2", "b2", "a3"]
+
+
+async def test_two_owners_alternate_on_a_real_store(tmp_path: Path) -> None:
+    store = await SQLiteStore.open(tmp_path / "jobs.sqlite3")
+    try:
+        jobs = [_job(owner, 0) for owner in "aaabb"]
+        for n, job in enumerate(jobs):
+            job.id, job.button_message_id = f"{job.owner}{n}", f"b{n}"
+        await store.add(jobs)
+        order = []
+        while (taken := await store.claim("w", 30)) is not None:
+            order.append(taken[0].owner)
+        assert order == ["a", "b", "a", "b", "a"]
+    finally:
+        await store.close()
+
+
 def test_relax_waits_and_turbo_jumps_no_one() -> None:
     rows = queued([("relaxed", "a", tier_for("relax")), ("normal", "b", tier_for(None)),
                    ("hurry", "c", tier_for("turbo"))])  # fmt: skip

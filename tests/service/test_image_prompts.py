@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from PIL import Image, ImageChops, ImageStat
 
+from tests.backends import on_every_backend as backend  # noqa: F401 (a fixture: every test on each)
 from tests.service.conftest import ClientFactory, fetch_image, press, submit, wait_done
 
 

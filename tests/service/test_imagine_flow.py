@@ -9,6 +9,7 @@ from PIL import ImageChops, ImageStat
 from yarl import URL
 
 from imagine.jobs import GRID_BUTTONS, UPSCALE_BUTTONS
+from tests.backends import on_every_backend as backend  # noqa: F401 (a fixture: every test on each)
 from tests.service.conftest import fetch_image, press, submit, wait_done
 
 Client = TestClient[Any, Any]

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 from imagine.netguard import UrlPolicy
 from imagine.store import SQLiteStore
 from imagine.webhooks import SIGNATURE_HEADER, WebhookSender, sign
+from tests.backends import on_both_databases as backend  # noqa: F401 (a fixture: every test on each)
 from tests.service.conftest import ClientFactory, submit, wait_done
 
 
