@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import secrets
+import time
 from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
@@ -41,7 +42,7 @@ from imagine.store import (
     StoreUnavailable,
 )
 from imagine.webhooks import WebhookSender
-from imagine.workers import WorkerPool
+from imagine.workers import BEAT_EVERY, WorkerPool
 
 __all__ = ["ImagineService", "ServiceError"]
 
@@ -289,7 +290,8 @@ class ImagineService:
                                f"At most {MAX_IMAGE_PROMPTS} image links can start a prompt.")  # fmt: skip
         quota = self.limits.quota(ref, token, waiting=len(prompts), limit=max_unfinished)
         owner = quota.owner
-        await self._precheck(quota, len(prompts))
+        if any(p.image_urls for p in prompts):  # refuse before fetching what would be refused
+            await self._precheck(quota, len(prompts))
         inputs = await self.inputs.fetch([url for p in prompts for url in p.image_urls])
         jobs = []
         for prompt in prompts:
@@ -412,7 +414,6 @@ class ImagineService:
         quota: Quota | None = None
         if actions.needs_engine(button):  # U1–U4 only share a file: nothing to wait for
             quota = self.limits.quota(charged, token, waiting=1, limit=None)
-            await self._precheck(quota, 1)
         async with self._press_lock:  # two quick presses of one U must not both upscale
             if button in actions.TILE_BUTTONS and (
                 earlier := await self.store.pressed(parent.id, button)
@@ -504,6 +505,8 @@ class ImagineService:
             "running": max(0, await self.store.count_running() - self._unsaved(JobStatus.RUNNING)),
             "queueLimit": self.settings.queue_limit,
             "maxConcurrent": self.workers,
+            # every process's workers that beat lately (this one's, and other machines')
+            "workers": len(await self.store.workers(time.time() - 3 * BEAT_EVERY)),
             "capabilities": {
                 "img2img": caps.img2img,
                 "outpaint": caps.outpaint,

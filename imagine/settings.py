@@ -156,6 +156,7 @@ class Settings:
             queue_limit=_int(env, "IMAGINE_QUEUE_LIMIT", 100, 1, 1_000_000),
             placeholder_seconds=_float(env, "IMAGINE_PLACEHOLDER_SECONDS", 0.0, 0.0, 3600.0),
             job_timeout=_float(env, "IMAGINE_JOB_TIMEOUT", 600.0, 1.0, 86400.0),
+            max_attempts=_int(env, "IMAGINE_MAX_ATTEMPTS", 3, 1, 100),
             shutdown_grace=_float(env, "IMAGINE_SHUTDOWN_GRACE", 10.0, 0.0, 3600.0),
             url_hosts=tuple(
                 h.strip().lower().rstrip(".")

@@ -33,7 +33,18 @@ from imagine.store.base import (
     ts,
 )
 
-HOST = socket.gethostname()
+
+def _host() -> str:
+    """This machine's name, and its PID namespace where there is one: two containers that share
+    a host name (``network_mode: host``, a fixed ``hostname:``) must not judge each other's pids."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").removeprefix("pid:").strip("[]")
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}#{namespace}"
+
+
+HOST = _host()
 LIVE_MARKS: set[str] = set()
 """The marks of this process's running worker pools (a restarted container keeps its host name
 and its pid, so the pid alone cannot tell an earlier life from this one)."""
@@ -78,6 +89,9 @@ class JobStore(abc.ABC):
     """The column that orders jobs by arrival."""
     claim_lock = ""
     """What a claim's SELECT ends with to lock the row it takes (PostgreSQL: skip locked ones)."""
+    now = "((julianday('now') - 2440587.5) * 86400.0)"
+    """The database's clock in Unix seconds: leases are set and judged by one clock, so the
+    clocks of the machines the workers run on need not agree."""
 
     # what a backend provides
 
@@ -280,9 +294,9 @@ class JobStore(abc.ABC):
             now = time.time()
             changed = await tx.execute(
                 "UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1,"
-                " lease = ?, lease_until = ?, worker = ?, progress = 0, preview = NULL"
-                " WHERE id = ? AND status = 'queued'",
-                (ts(utcnow()), token, now + lease_seconds, worker, chosen),
+                f" lease = ?, lease_until = {self.now} + ?, worker = ?, progress = 0,"
+                " preview = NULL WHERE id = ? AND status = 'queued'",
+                (ts(utcnow()), token, float(lease_seconds), worker, chosen),
             )
             if changed != 1:
                 return None
@@ -310,9 +324,9 @@ class JobStore(abc.ABC):
 
         async def extend(tx: Tx) -> int:
             return await tx.execute(
-                "UPDATE jobs SET lease_until = ?, progress = ?, preview = ?"
+                f"UPDATE jobs SET lease_until = {self.now} + ?, progress = ?, preview = ?"
                 " WHERE id = ? AND status = 'running' AND lease = ?",
-                (time.time() + lease_seconds, progress, preview, job_id, lease.token),
+                (float(lease_seconds), float(progress), preview, job_id, lease.token),
             )
 
         return bool(await self.commit(Unit(extend)) == 1)
@@ -320,16 +334,16 @@ class JobStore(abc.ABC):
     async def abandoned(self) -> list[tuple[Job, Lease | None]]:
         """Running jobs nobody holds any more: their lease ran out, or the process holding it on
         this host is gone (so a restart resumes its jobs at once, not a lease later)."""
+        expired = f"(lease_until IS NULL OR lease_until < {self.now})"
         rows = await self.fetch(
-            f"SELECT {COLUMNS}, lease, worker, lease_until FROM jobs WHERE status = 'running'"
-            " AND (lease_until IS NULL OR lease_until < ? OR worker LIKE ?)",
-            (time.time(), f"{HOST}:%"),
+            f"SELECT {COLUMNS}, lease, worker, CASE WHEN {expired} THEN 1 ELSE 0 END FROM jobs"
+            f" WHERE status = 'running' AND ({expired} OR worker LIKE ?)",
+            (f"{HOST}:%",),
         )
         found = []
-        now = time.time()
         for row in rows:
-            *fields, token, worker, until = row
-            if until is None or until < now or holder_is_dead(str(worker)):
+            *fields, token, worker, ran_out = row
+            if ran_out or holder_is_dead(str(worker)):
                 found.append((row_to_job(fields), Lease(token, worker) if token else None))
         return found
 

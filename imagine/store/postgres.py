@@ -21,14 +21,13 @@ import asyncpg
 from imagine.jobs import utcnow
 from imagine.store import migrations
 from imagine.store.base import (
-    INSERT_JOBS,
     AlreadyExists,
     StoreError,
     StoreUnavailable,
     Tx,
     Unit,
 )
-from imagine.store.jobstore import JobStore
+from imagine.store.batching import GroupCommitStore
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +69,12 @@ def _unavailable(exc: BaseException) -> StoreUnavailable:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A connection back in the pool needs no reset: the store holds only transaction-scoped
+    locks and listens on a connection of its own (asyncpg still rolls back an open transaction).
+    Its default reset is one more round trip on every call."""
+
+
 class _Tx:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
@@ -86,11 +91,13 @@ class _Tx:
         await self._conn.executemany(_dollars(sql), rows)
 
 
-class PostgresStore(JobStore):
+class PostgresStore(GroupCommitStore):
     seq = "seq"
     claim_lock = " FOR UPDATE OF j SKIP LOCKED"
+    now = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        super().__init__()
         self._pool = pool
         self._url = url
 
@@ -102,6 +109,7 @@ class PostgresStore(JobStore):
                 url,
                 min_size=1,
                 max_size=pool_size,
+                reset=_keep_session,
                 timeout=CONNECT_TIMEOUT,
                 command_timeout=COMMAND_TIMEOUT,
             )
@@ -130,6 +138,8 @@ class PostgresStore(JobStore):
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
+            await self._settle()
+        with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
                 await self._pool.close()
                 return
@@ -154,26 +164,23 @@ class PostgresStore(JobStore):
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return await self._on_connection(lambda conn: _Tx(conn).fetch(sql, args))  # type: ignore[no-any-return]
 
-    async def commit(self, unit: Unit) -> Any:
-        async def run(conn: asyncpg.Connection) -> Any:
+    async def _apply(self, units: Sequence[Unit]) -> list[Any]:
+        async def run(conn: asyncpg.Connection) -> list[Any]:
             async with conn.transaction():
-                tx = _Tx(conn)
-                if unit.quota is not None:
+                if any(unit.quota is not None for unit in units):
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", QUOTA_LOCK)
-                    per_owner, waiting = await self.tallies(tx, [unit.quota])
-                    if (refusal := self.admit([unit], per_owner, waiting)[0]) is not None:
-                        raise refusal
-                if unit.rows:
-                    await tx.executemany(INSERT_JOBS, unit.rows)
-                return await unit.work(tx) if unit.work else None
+                return await self._run_units(_Tx(conn), units)
 
-        try:
-            return await self._on_connection(run)
-        except asyncpg.UniqueViolationError as exc:
-            raise AlreadyExists(str(exc)) from exc
-        except asyncpg.PostgresError as exc:
-            log.error("a write to the job database failed: %s", exc)
-            raise StoreUnavailable.from_error(exc) from exc
+        result: list[Any] = await self._on_connection(run)
+        return result
+
+    def _error(self, exc: Exception) -> StoreError:
+        if isinstance(exc, StoreError):
+            return exc
+        if isinstance(exc, asyncpg.UniqueViolationError):
+            return AlreadyExists(str(exc))
+        log.error("a write to the job database failed: %s", exc)
+        return StoreUnavailable.from_error(exc)
 
     async def notify(self, tx: Tx) -> None:
         await tx.execute(f"NOTIFY {CHANNEL}")

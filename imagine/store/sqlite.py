@@ -7,7 +7,6 @@ one machine may share the file: every write takes SQLite's write lock first.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import sqlite3
@@ -20,14 +19,12 @@ import aiosqlite
 from imagine.jobs import utcnow
 from imagine.store import migrations
 from imagine.store.base import (
-    INSERT_JOBS,
     AlreadyExists,
-    LimitReached,
     StoreError,
     StoreUnavailable,
     Unit,
 )
-from imagine.store.jobstore import JobStore
+from imagine.store.batching import GroupCommitStore
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +43,14 @@ class _Tx:
         await self._db.executemany(sql, rows)
 
 
-class SQLiteStore(JobStore):
+class SQLiteStore(GroupCommitStore):
     seq = "rowid"
     claim_lock = ""  # the write lock is taken first (BEGIN IMMEDIATE): one claimer at a time
 
     def __init__(self, db: aiosqlite.Connection) -> None:
+        super().__init__()
         self._db = db
         self._tx = _Tx(db)
-        # Group commit: writes that arrive while a transaction is being committed wait and go
-        # together in the next one. One connection, one writer: no coroutine ever sees another's
-        # half-done transaction, and a burst of submissions costs one commit, not one each.
-        self._pending: list[tuple[Unit, asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: Path, *, migrate: bool = True) -> SQLiteStore:
@@ -85,8 +78,7 @@ class SQLiteStore(JobStore):
         return cls(db)
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            await self._flusher
+        await self._settle()
         await self._db.close()
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -95,73 +87,24 @@ class SQLiteStore(JobStore):
         except sqlite3.OperationalError as exc:  # locked for longer than busy_timeout, I/O
             raise StoreUnavailable(f"The job database cannot be read right now ({exc}).") from exc
 
-    async def commit(self, unit: Unit) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((unit, future))
-        if self._flusher is None or self._flusher.done():
-            # its own task: a caller cancelled mid-commit must not strand the others' writes
-            self._flusher = asyncio.create_task(self._drain())
-        return await asyncio.shield(future)
-
-    async def _drain(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                await self._flush(batch)
-            except Exception:
-                # One unit spoiled the shared transaction: give each its own, so only it fails.
-                log.warning(
-                    "a group commit of %d writes failed; writing them one by one", len(batch)
-                )
-                for entry in batch:
-                    await self._flush([entry])
-            finally:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(
-                            StoreUnavailable("The job database could not commit this write.")
-                        )
-
-    async def _flush(self, batch: list[tuple[Unit, asyncio.Future[Any]]]) -> None:
-        results: list[Any] = []
+    async def _apply(self, units: Sequence[Unit]) -> list[Any]:
         try:
             # The write lock first: the counts a quota is checked against then hold for every
             # process on this database file until the commit.
             await self._db.execute("BEGIN IMMEDIATE")
-            units = [unit for unit, _ in batch]
-            quotas = [unit.quota for unit in units if unit.quota is not None]
-            per_owner, waiting = await self.tallies(self._tx, quotas) if quotas else ({}, 0)
-            refusals = self.admit(units, per_owner, waiting)
-            # a burst of submissions inserts as one executemany: each call is a thread hop
-            rows = [row for unit, no in zip(units, refusals, strict=True) if no is None
-                    for row in unit.rows]  # fmt: skip
-            if rows:
-                await self._db.executemany(INSERT_JOBS, rows)
-            for unit, refusal in zip(units, refusals, strict=True):
-                if refusal is not None:
-                    results.append(refusal)
-                else:
-                    results.append(await unit.work(self._tx) if unit.work else None)
+            results = await self._run_units(self._tx, units)
             await self._db.commit()
-        except Exception as exc:
+        except BaseException:
             with contextlib.suppress(Exception):
                 await self._db.rollback()
-            if len(batch) > 1:
-                raise
-            future = batch[0][1]
-            if isinstance(exc, sqlite3.IntegrityError):
-                future.set_exception(AlreadyExists(str(exc)))
-            else:
-                log.error("a write to the job database failed: %s", exc)
-                future.set_exception(StoreUnavailable.from_error(exc))
-            return
-        for (_, future), outcome in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(outcome, LimitReached):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+            raise
+        return results
+
+    def _error(self, exc: Exception) -> StoreError:
+        if isinstance(exc, sqlite3.IntegrityError):
+            return AlreadyExists(str(exc))
+        log.error("a write to the job database failed: %s", exc)
+        return StoreUnavailable.from_error(exc)
 
 
 async def _check_integrity(db: aiosqlite.Connection) -> None:
