@@ -26,7 +26,7 @@ from imagine.prefilter import Prefilter
 from imagine.runner import image_key
 from imagine.service import ImagineService, ServiceError
 from imagine.settings import Settings
-from imagine.storage import StorageError, open_storage
+from imagine.storage import StorageError, check_key, open_storage
 from imagine.store import StoreError, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
@@ -290,10 +290,14 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def image(request: web.Request) -> web.StreamResponse:
     job_id, name = request.match_info["id"], request.match_info["name"]
-    if not _IMAGE_NAME.match(job_id) or not _IMAGE_NAME.match(name) or "." not in name:
+    if not _IMAGE_NAME.fullmatch(job_id) or not _IMAGE_NAME.fullmatch(name) or "." not in name:
         raise ServiceError(404, None, "No such image.")
     storage = request.app[SERVICE].storage
     key = image_key(job_id, name)
+    try:
+        check_key(key)
+    except ValueError:
+        raise ServiceError(404, None, "No such image.") from None
     # Names are never reused for other content, so the file can be cached forever.
     headers = {"Cache-Control": "public, max-age=31536000, immutable"}
     path = storage.local_path(key)
@@ -351,6 +355,13 @@ async def running_service(settings: Settings, engine: Engine) -> AsyncIterator[I
         raise StoreError(str(exc)) from None
     try:
         await storage.check()
+        if settings.database_url and storage.local_path("images/x/y.png") is not None:
+            log.warning(
+                "the jobs are in PostgreSQL but the images in this machine's folder %s: fine for "
+                "one process, but API instances and workers elsewhere will not find each "
+                "other's images; set IMAGINE_STORAGE_URL (s3://…) for a distributed deployment",
+                settings.data_dir,
+            )
         renders = settings.workers != 0
         try:
             if renders:  # an API instance alone never loads the model

@@ -129,6 +129,7 @@ class Runner:
                 job,
                 ResultCode.BOT_TOOK_TOO_LONG_TO_PROCESS_YOUR_COMMAND,
                 f"Generation took longer than {self.timeout:.0f} seconds and was stopped.",
+                lease,
             )
         except asyncio.CancelledError:
             state.cancelled.set()  # shutdown: the job stays running and resumes on the next start

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import logging
 import secrets
@@ -59,8 +60,8 @@ UNSAVED_RETRY = 2.0
 """Seconds between tries to save jobs that ended while the database could not be written."""
 POSITIONS_TTL = 0.5
 """Seconds one reading of the queue answers every poll's queue position."""
-COPIER = 10_000
-"""The worker number of a process's U1–U4 copies (they need no engine, so no worker)."""
+COPIERS = 10_000
+"""Where the numbers of a process's U1–U4 copies start (they need no engine, so no worker)."""
 
 
 class ImagineService:
@@ -104,6 +105,7 @@ class ImagineService:
             settings, store, self.runner, self.workers, device=settings.environ.get(
                 "IMAGINE_DEVICE", ""), on_done=self._job_done,
         )  # fmt: skip
+        self._copies = itertools.count(COPIERS)
         self._positions: tuple[float, dict[str, int]] = (0.0, {})
         self._reading_positions: asyncio.Task[dict[str, int]] | None = None
 
@@ -172,15 +174,16 @@ class ImagineService:
                 task.add_done_callback(self._side_tasks.discard)
 
     async def _copy(self, job_id: str) -> None:
+        number = next(self._copies)  # each copy its own: the reaper knows every one alive
         try:
             claimed = await self.store.claim(
-                self.pool.name(COPIER), self.settings.lease_seconds, job_id
+                self.pool.name(number), self.settings.lease_seconds, job_id
             )
         except StoreUnavailable as exc:
             log.warning("job %s: cannot start now (%s); a worker takes it later", job_id, exc)
             return
         if claimed is not None:
-            await self.pool.run(COPIER, *claimed)
+            await self.pool.run(number, *claimed)
 
     def _unsaved(self, status: JobStatus) -> int:
         return sum(1 for _, previous, _ in self.runner.unsaved.values() if previous is status)

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import secrets
 import time
 
 import aiohttp
@@ -63,8 +64,8 @@ class WebhookSender:
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._origins = KeyedSemaphores(PER_ORIGIN)
-        self._unsaved: dict[int, tuple[str, int, float, str]] = {}
-        """Outcomes (state, attempts, next_at, error) that could not be saved (a full disk): not
+        self._unsaved: dict[int, tuple[str, str, int, float, str]] = {}
+        """Outcomes (claim, state, attempts, next_at, error) that could not be saved (a full disk): not
         sent again until saved, or the row, still pending, would go out again at once."""
 
     def wake(self) -> None:
@@ -105,12 +106,13 @@ class WebhookSender:
             await self._save(webhook_id, *outcome)
         # the ones in flight come back too: ask for enough that due ones behind them are seen
         skip = len(self._in_flight) + len(self._unsaved)
-        due = await self._store.claim_webhooks(time.time(), 100 + skip, HOLD + self._timeout)
+        claim = secrets.token_hex(8)
+        due = await self._store.claim_webhooks(time.time(), 100 + skip, HOLD + self._timeout, claim)
         for webhook_id, job_id, url, body, attempts in due:
             if webhook_id in self._in_flight or webhook_id in self._unsaved:
                 continue
             task = asyncio.create_task(
-                self._deliver(session, webhook_id, job_id, url, body, attempts)
+                self._deliver(session, webhook_id, claim, job_id, url, body, attempts)
             )
             self._in_flight[webhook_id] = task
             task.add_done_callback(functools.partial(self._done, webhook_id))
@@ -123,12 +125,24 @@ class WebhookSender:
         self,
         session: aiohttp.ClientSession,
         webhook_id: int,
+        claim: str,
         job_id: str,
         url: str,
         body: bytes,
         attempts: int,
     ) -> None:
         async with self._slot(url):
+            # a delivery may wait long for its origin's slot: send it only if it is still ours
+            try:
+                ours = await self._store.hold_webhook(
+                    webhook_id, claim, time.time() + HOLD + self._timeout
+                )
+            except Exception as exc:  # cannot tell: it stays claimed and is tried again later
+                log.warning("webhook for job %s: its claim cannot be checked: %s", job_id, exc)
+                return
+            if not ours:
+                log.info("webhook for job %s: another process has it now", job_id)
+                return
             error, retry = await self._post(session, url, body, webhook_id)
         attempts += 1
         if error is None:
@@ -150,18 +164,21 @@ class WebhookSender:
                 "webhook for job %s to %s given up after %d tries: %s", job_id, url, attempts, error
             )
             state, next_at = "failed", time.time()
-        if not await self._save(webhook_id, state, attempts, next_at, error or ""):
+        if not await self._save(webhook_id, claim, state, attempts, next_at, error or ""):
             log.error("webhook for job %s: its state cannot be saved now; saved later", job_id)
 
     async def _save(
-        self, webhook_id: int, state: str, attempts: int, next_at: float, error: str
+        self, webhook_id: int, claim: str, state: str, attempts: int, next_at: float, error: str
     ) -> bool:
+        """Record an outcome (True), or keep it to record later when the database cannot be
+        written (False). An outcome whose claim was taken over is dropped: the other process
+        owns the delivery now."""
         try:
             await self._store.update_webhook(
-                webhook_id, state=state, attempts=attempts, next_at=next_at, error=error
+                webhook_id, claim, state=state, attempts=attempts, next_at=next_at, error=error
             )
         except Exception:  # the database cannot be written: keep the outcome, try again later
-            self._unsaved[webhook_id] = (state, attempts, next_at, error)
+            self._unsaved[webhook_id] = (claim, state, attempts, next_at, error)
             return False
         self._unsaved.pop(webhook_id, None)
         return True

@@ -123,9 +123,9 @@ class WorkerPool:
             self._work.clear()
             try:
                 claimed = await self.store.claim(name, self.lease_seconds)
-            except StoreUnavailable as exc:
+            except Exception as exc:  # a worker outlives any one failed claim
                 if failures == 0:
-                    log.warning("worker %d: the job database cannot be reached: %s", number, exc)
+                    log.warning("worker %d: could not claim a job: %s", number, exc)
                 await asyncio.sleep(OUTAGE_RETRY[min(failures, len(OUTAGE_RETRY) - 1)])
                 failures += 1
                 continue
@@ -168,7 +168,7 @@ class WorkerPool:
             fraction, preview = (state.fraction, state.preview) if state else (0.0, None)
             try:
                 held = await self.store.renew(job.id, lease, self.lease_seconds, fraction, preview)
-            except StoreUnavailable as exc:  # keep rendering: the lease may outlast the outage
+            except Exception as exc:  # keep rendering: the lease may outlast the outage
                 log.warning("job %s: its lease could not be renewed: %s", job.id, exc)
                 continue
             if not held and state is not None:

@@ -232,6 +232,8 @@ class JobStore(abc.ABC):
         sql, args = UPDATE_JOB, [*values, job.id, previous.value]
         if lease is not None:
             sql, args = f"{sql} AND lease = ?", [*args, lease.token]
+        elif previous is JobStatus.RUNNING:  # only a job nobody holds (a row from before leases)
+            sql = f"{sql} AND lease IS NULL"
 
         async def write(tx: Tx) -> int:
             changed = await tx.execute(sql, args)
@@ -399,10 +401,11 @@ class JobStore(abc.ABC):
     # webhooks: a durable outbox, so a restart does not drop a delivery
 
     async def claim_webhooks(
-        self, now: float, limit: int, hold: float
+        self, now: float, limit: int, hold: float, claim: str
     ) -> list[tuple[int, str, str, bytes, int]]:
-        """Due deliveries, each taken by this process alone for ``hold`` seconds: another one
-        retries it only if this one dies before saving the outcome."""
+        """Due deliveries, each taken under ``claim`` for ``hold`` seconds: only that claim may
+        send it (see :meth:`hold_webhook`) and record its outcome. Another process takes it
+        again only once the hold has run out without either."""
 
         async def take(tx: Tx) -> list[tuple[int, str, str, bytes, int]]:
             rows = await tx.fetch(
@@ -414,8 +417,8 @@ class JobStore(abc.ABC):
             taken = [(int(r[0]), str(r[1]), str(r[2]), bytes(r[3]), int(r[4])) for r in rows]
             if taken:
                 await tx.executemany(
-                    "UPDATE webhooks SET next_at = ? WHERE id = ?",
-                    [(now + hold, webhook_id) for webhook_id, *_ in taken],
+                    "UPDATE webhooks SET next_at = ?, claim = ? WHERE id = ?",
+                    [(now + hold, claim, webhook_id) for webhook_id, *_ in taken],
                 )
             return taken
 
@@ -426,14 +429,28 @@ class JobStore(abc.ABC):
         rows = await self.fetch("SELECT MIN(next_at) FROM webhooks WHERE state = 'pending'")
         return None if rows[0][0] is None else float(rows[0][0])
 
-    async def update_webhook(
-        self, webhook_id: int, *, state: str, attempts: int, next_at: float, error: str
-    ) -> None:
-        async def write(tx: Tx) -> None:
-            await tx.execute(
-                "UPDATE webhooks SET state = ?, attempts = ?, next_at = ?, last_error = ?"
-                " WHERE id = ?",
-                (state, attempts, next_at, error, webhook_id),
+    async def hold_webhook(self, webhook_id: int, claim: str, until: float) -> bool:
+        """Right before sending: whether ``claim`` still has the delivery (then it is held until
+        ``until``); False = another process took it meanwhile, or it is settled."""
+
+        async def write(tx: Tx) -> int:
+            return await tx.execute(
+                "UPDATE webhooks SET next_at = ? WHERE id = ? AND claim = ? AND state = 'pending'",
+                (until, webhook_id, claim),
             )
 
-        await self.commit(Unit(write))
+        return bool(await self.commit(Unit(write)) == 1)
+
+    async def update_webhook(
+        self, webhook_id: int, claim: str, *, state: str, attempts: int, next_at: float, error: str
+    ) -> bool:
+        """Record a delivery's outcome, if ``claim`` still has it; whether it did."""
+
+        async def write(tx: Tx) -> int:
+            return await tx.execute(
+                "UPDATE webhooks SET state = ?, attempts = ?, next_at = ?, last_error = ?"
+                " WHERE id = ? AND claim = ?",
+                (state, attempts, next_at, error, webhook_id, claim),
+            )
+
+        return bool(await self.commit(Unit(write)) == 1)

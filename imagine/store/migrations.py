@@ -70,6 +70,8 @@ _V2_COLUMNS = (
     "ALTER TABLE jobs ADD COLUMN lease TEXT",
     "ALTER TABLE jobs ADD COLUMN lease_until {real}",
     "ALTER TABLE jobs ADD COLUMN worker TEXT NOT NULL DEFAULT ''",
+    # which claim of a delivery may send it and record its outcome
+    "ALTER TABLE webhooks ADD COLUMN claim TEXT",
     "CREATE TABLE turns (owner TEXT PRIMARY KEY, served_seq BIGINT NOT NULL,"
     " served_at {real} NOT NULL)",
     "CREATE TABLE workers (id TEXT PRIMARY KEY, host TEXT NOT NULL, engine TEXT NOT NULL,"

@@ -155,7 +155,9 @@ class PostgresStore(GroupCommitStore):
         try:
             return await use(conn)
         except (*_UNREACHABLE, asyncpg.InternalClientError) as exc:
-            conn.terminate()
+            # after a lost server asyncpg may have released it itself: terminate() then refuses
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
             raise _unavailable(exc) from exc
         finally:
             with contextlib.suppress(Exception):

@@ -54,6 +54,17 @@ async def test_images_are_immutable_and_cacheable(client: Client) -> None:
     assert again.status == 304
 
 
+async def test_odd_image_paths_are_404_not_500(client: Client) -> None:
+    done = await wait_done(client, (await submit(client, "a red fox"))["messageId"])
+    path = URL(done["imageUrl"]).path
+    job_dir, name = path.rsplit("/", 1)
+    for odd in (f"{path}%0A", f"{job_dir}%0A/{name}", f"{job_dir}/.{name}", f"{job_dir}/..%2F{name}",
+                f"{job_dir}/{name[:-4]}.JPG", f"{job_dir}/grid.gif"):  # fmt: skip
+        response = await client.get(odd)
+        assert response.status == 404, odd
+        assert (await response.json())["msg"] == "No such image."
+
+
 async def test_u_gives_the_tile_with_post_upscale_buttons_and_only_once(client: Client) -> None:
     grid = await wait_done(client, (await submit(client, "a red fox --ar 3:2"))["messageId"])
     first = await press(client, grid["buttonMessageId"], "U2")
