@@ -23,7 +23,7 @@ from yarl import URL
 from imagine.engines.placeholder import PlaceholderEngine
 from imagine.jobs import Job
 from imagine.settings import Settings
-from imagine.store import LimitReached, Quota, SQLiteStore
+from imagine.store import JobStore, LimitReached, Quota, open_store
 from tests.backends import on_both_databases as backend  # noqa: F401 (a fixture: every test on each)
 from tests.service.conftest import ClientFactory, wait_done
 
@@ -135,14 +135,14 @@ async def test_blends_count_against_the_cap(make_client: ClientFactory, tmp_path
         await server.close()
 
 
-async def test_the_cap_holds_across_processes_sharing_the_database(tmp_path: Path) -> None:
-    """Two stores on one SQLite file stand in for two API processes: the quota is checked in
-    the insert's transaction, under the database's write lock, so together they take 3."""
-    path = tmp_path / "jobs.sqlite3"
-    first, second = await SQLiteStore.open(path), await SQLiteStore.open(path)
+async def test_the_cap_holds_across_processes_sharing_the_database(settings: Settings) -> None:
+    """Two stores on one database stand in for two API processes: the quota is checked in the
+    insert's transaction, under the database's write lock (SQLite) or one advisory lock
+    (PostgreSQL), so together they take 3, and the queue limit holds the same way."""
+    first, second = await open_store(settings), await open_store(settings)
     quota = Quota("tok:u1", owner_cap=3, queue_limit=None, waiting=1)
 
-    async def add(store: SQLiteStore, n: int) -> bool:
+    async def add(store: JobStore, n: int) -> bool:
         job = Job(id=f"j{n}", button_message_id=f"b{n}", action="imagine", type="imagine",
                   owner="tok:u1", content="x", prompt={})  # fmt: skip
         try:
@@ -151,10 +151,22 @@ async def test_the_cap_holds_across_processes_sharing_the_database(tmp_path: Pat
             return False
         return True
 
+    async def add_for(store: JobStore, n: int) -> bool:  # one job per user, 12 waiting at most
+        job = Job(id=f"q{n}", button_message_id=f"qb{n}", action="imagine", type="imagine",
+                  owner=f"tok:q{n}", content="x", prompt={})  # fmt: skip
+        try:
+            await store.add([job], Quota(job.owner, owner_cap=None, queue_limit=15, waiting=1))
+        except LimitReached:
+            return False
+        return True
+
     try:
         results = await asyncio.gather(*(add(first if n % 2 else second, n) for n in range(100)))
         assert sum(results) == 3
         assert await first.count_unfinished("tok:u1") == 3
+        queued = await asyncio.gather(*(add_for(second if n % 2 else first, n) for n in range(100)))
+        assert sum(queued) == 12  # the 3 above wait too
+        assert await second.count_waiting() == 15
     finally:
         await first.close()
         await second.close()
