@@ -20,7 +20,7 @@ from typing import Any
 
 from imagine import __version__, actions
 from imagine.codes import ResultCode
-from imagine.engines.base import Engine
+from imagine.engines.base import Capabilities, Engine, capabilities_from_json
 from imagine.errors import ServiceError, unavailable
 from imagine.fairqueue import positions, tier_for
 from imagine.fetch import guarded_session
@@ -58,6 +58,8 @@ BLEND_DIMENSIONS = {"square": "1:1", "portrait": "2:3", "landscape": "3:2"}
 FINISHED_CACHE = 2048
 UNSAVED_RETRY = 2.0
 """Seconds between tries to save jobs that ended while the database could not be written."""
+CAPABILITIES_TTL = 5.0
+"""Seconds an API instance without workers trusts the capabilities the workers last published."""
 POSITIONS_TTL = 0.5
 """Seconds one reading of the queue answers every poll's queue position."""
 COPIERS = 10_000
@@ -106,6 +108,7 @@ class ImagineService:
                 "IMAGINE_DEVICE", ""), on_done=self._job_done,
         )  # fmt: skip
         self._copies = itertools.count(COPIERS)
+        self._published_at = -CAPABILITIES_TTL
         self._positions: tuple[float, dict[str, int]] = (0.0, {})
         self._reading_positions: asyncio.Task[dict[str, int]] | None = None
 
@@ -184,6 +187,31 @@ class ImagineService:
             return
         if claimed is not None:
             await self.pool.run(number, *claimed)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the engine can do, as the workers know it (see :meth:`_learn_capabilities`)."""
+        return self.runner.context.capabilities
+
+    async def _learn_capabilities(self) -> None:
+        """An API instance alone loads no model, so it cannot know what the model can do (which
+        buttons to offer, whether it starts from an image): it takes what the workers published
+        in their heartbeats, at most every CAPABILITIES_TTL seconds."""
+        now = time.monotonic()
+        if self.workers or now - self._published_at < CAPABILITIES_TTL:
+            return
+        self._published_at = now
+        try:
+            beats = await self.store.workers(time.time() - 3 * BEAT_EVERY)
+        except StoreUnavailable:
+            return
+        name = self.engine.capabilities.name
+        for beat in beats:  # the freshest first
+            published = capabilities_from_json(beat.capabilities)
+            if published is not None and published.name == name:
+                context = self.runner.context
+                self.runner.context = dataclasses.replace(context, capabilities=published)
+                return
 
     def _unsaved(self, status: JobStatus) -> int:
         return sum(1 for _, previous, _ in self.runner.unsaved.values() if previous is status)
@@ -267,6 +295,7 @@ class ImagineService:
         self._check_open()
         webhook = self._check_webhook(webhook)
         self.limits.check_rate(ref, token)
+        await self._learn_capabilities()
         context = self.runner.context
         try:
             prompts = parse(msg)
@@ -396,6 +425,7 @@ class ImagineService:
         self._check_open()
         webhook = self._check_webhook(webhook)
         self.limits.check_rate(ref, token)
+        await self._learn_capabilities()  # a U1–U4 copy made here offers the workers' buttons
         parent = await self.store.by_button_message_id(button_message_id)
         if parent is None or not belongs_to(parent.owner, token):
             raise ServiceError(
@@ -497,7 +527,8 @@ class ImagineService:
         return order
 
     async def info(self, user: str | None = None, token: str | None = None) -> dict[str, Any]:
-        caps = self.engine.capabilities
+        await self._learn_capabilities()
+        caps = self.capabilities
         data: dict[str, Any] = {
             "success": True,
             "version": __version__,

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from imagine.codes import ResultCode
+from imagine.engines.base import capabilities_json
 from imagine.jobs import Job, JobStatus, utcnow
 from imagine.runner import Runner
 from imagine.settings import Settings
@@ -207,12 +208,14 @@ class WorkerPool:
 
     async def _beats(self) -> None:
         engine = self.runner.engine.capabilities.name
+        published = capabilities_json(self.runner.engine.capabilities)
         while True:
             now = time.time()
             for number in range(self.count):
                 job = self.running.get(number)
                 beat = WorkerBeat(self.name(number), HOST, engine, self.device,
-                                  job[0].id if job else None, self._started, now)  # fmt: skip
+                                  job[0].id if job else None, self._started, now,
+                                  published)  # fmt: skip
                 with contextlib.suppress(StoreUnavailable):
                     await self.store.beat(beat)
             await asyncio.sleep(BEAT_EVERY)

@@ -12,6 +12,8 @@ job has been cancelled (timeout or shutdown), so a step callback that calls it s
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -85,6 +87,25 @@ class Capabilities:
         models differ in what they can do returns a subclass that overrides this.
         """
         return self
+
+
+def capabilities_json(capabilities: Capabilities) -> str:
+    """What an engine can do, as workers publish it for API instances that load no model."""
+    return json.dumps(
+        {f.name: getattr(capabilities, f.name) for f in dataclasses.fields(Capabilities)}
+    )
+
+
+def capabilities_from_json(text: str) -> Capabilities | None:
+    """The capabilities a worker published, or None if the text is not such a thing."""
+    try:
+        data = json.loads(text)
+        known = {f.name for f in dataclasses.fields(Capabilities)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["notes"] = tuple(values.get("notes", ()))
+        return Capabilities(**values)
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 @dataclass(frozen=True)

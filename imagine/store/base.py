@@ -130,6 +130,8 @@ class WorkerBeat:
     job_id: str | None
     started_at: float
     heartbeat_at: float
+    capabilities: str = ""
+    """The engine's capabilities as JSON (:func:`imagine.engines.base.capabilities_json`)."""
 
 
 JOB_FIELDS = (

@@ -374,11 +374,12 @@ class JobStore(abc.ABC):
     async def beat(self, beat: WorkerBeat) -> None:
         async def write(tx: Tx) -> None:
             await tx.execute(
-                "INSERT INTO workers (id, host, engine, device, job_id, started_at, heartbeat_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-                " job_id = excluded.job_id, heartbeat_at = excluded.heartbeat_at",
+                "INSERT INTO workers (id, host, engine, device, job_id, started_at, heartbeat_at,"
+                " capabilities) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                " job_id = excluded.job_id, heartbeat_at = excluded.heartbeat_at,"
+                " capabilities = excluded.capabilities",
                 (beat.id, beat.host, beat.engine, beat.device, beat.job_id, beat.started_at,
-                 beat.heartbeat_at),
+                 beat.heartbeat_at, beat.capabilities),
             )  # fmt: skip
 
         await self.commit(Unit(write))
@@ -392,8 +393,8 @@ class JobStore(abc.ABC):
     async def workers(self, since: float) -> list[WorkerBeat]:
         """Workers that beat after ``since`` (a time.time())."""
         rows = await self.fetch(
-            "SELECT id, host, engine, device, job_id, started_at, heartbeat_at FROM workers"
-            " WHERE heartbeat_at >= ? ORDER BY id",
+            "SELECT id, host, engine, device, job_id, started_at, heartbeat_at, capabilities"
+            " FROM workers WHERE heartbeat_at >= ? ORDER BY heartbeat_at DESC",
             (since,),
         )
         return [WorkerBeat(*row) for row in rows]

@@ -74,9 +74,10 @@ _V2_COLUMNS = (
     "ALTER TABLE webhooks ADD COLUMN claim TEXT",
     "CREATE TABLE turns (owner TEXT PRIMARY KEY, served_seq BIGINT NOT NULL,"
     " served_at {real} NOT NULL)",
+    # what each worker renders with, so API instances (which load no model) know it too
     "CREATE TABLE workers (id TEXT PRIMARY KEY, host TEXT NOT NULL, engine TEXT NOT NULL,"
     " device TEXT NOT NULL, job_id TEXT, started_at {real} NOT NULL,"
-    " heartbeat_at {real} NOT NULL)",
+    " heartbeat_at {real} NOT NULL, capabilities TEXT NOT NULL DEFAULT '')",
     # one upscale per tile across every API instance (a failed one may be pressed again)
     "CREATE UNIQUE INDEX jobs_one_upscale ON jobs (parent_id, action)"
     " WHERE action IN ('U1', 'U2', 'U3', 'U4') AND status != 'failed'",

@@ -198,3 +198,43 @@ async def test_a_placeholder_job_still_finishes_under_its_lease(
     done = await store.get("ok")
     assert done is not None
     assert done.status is JobStatus.DONE
+
+
+async def test_an_api_instance_offers_what_the_workers_engine_can_do(
+    make_client: Any,
+) -> None:
+    """An API instance alone loads no model: it learns what the engine can do from the workers'
+    heartbeats, so a U1 copy it makes offers only the buttons the workers can carry out."""
+    import dataclasses
+
+    worker_engine = PlaceholderEngine()
+    worker_engine._capabilities = dataclasses.replace(
+        worker_engine.capabilities, outpaint=False, upscaler="the workers' upscaler"
+    )
+    worker = await make_client(engine=worker_engine)
+    api = await make_client(workers=0)
+    try:
+        accepted = await (await api.post("/v2/imagine", json={"msg": "a lighthouse"})).json()
+        async with asyncio.timeout(20):
+            while (done := await (await api.get(f"/v2/message/{accepted['messageId']}")).json())[
+                "progress"
+            ] != 100:
+                await asyncio.sleep(0.05)
+        info = await (await api.get("/v2/info")).json()
+        assert info["capabilities"]["upscaler"] == "the workers' upscaler"
+        assert info["workers"] == 1
+        pressed = await api.post(
+            "/v2/button",
+            json={"buttonMessageId": done["response"]["buttonMessageId"], "button": "U1"},
+        )
+        upscale_id = (await pressed.json())["messageId"]
+        async with asyncio.timeout(20):
+            while (single := await (await api.get(f"/v2/message/{upscale_id}")).json())[
+                "progress"
+            ] != 100:
+                await asyncio.sleep(0.05)
+        buttons = single["response"]["buttons"]
+        assert "Vary (Strong)" in buttons
+        assert not [b for b in buttons if b.startswith("Zoom") or b in ("⬅️", "Make Square")]
+    finally:
+        await worker.close()
