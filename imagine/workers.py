@@ -31,7 +31,7 @@ from imagine.store import (
     new_mark,
     worker_name,
 )
-from imagine.store.jobstore import HOST
+from imagine.store.claims import HOST
 
 log = logging.getLogger(__name__)
 

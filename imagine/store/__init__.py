@@ -17,7 +17,8 @@ from imagine.store.base import (
     StoreUnavailable,
     WorkerBeat,
 )
-from imagine.store.jobstore import LIVE_MARKS, Fenced, JobStore, new_mark, worker_name
+from imagine.store.claims import LIVE_MARKS, new_mark, worker_name
+from imagine.store.jobstore import Fenced, JobStore
 from imagine.store.sqlite import SQLiteStore
 
 __all__ = [
