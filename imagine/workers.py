@@ -90,16 +90,20 @@ class WorkerPool:
         """Take no new jobs; give running ones ``grace`` seconds, then stop them (they go back
         to the queue: an orderly stop does not count as an attempt)."""
         self._stopping = self._orderly = True
-        self._work.set()
-        busy = [self._tasks[n] for n in self.running if n in self._tasks]
-        for number, task in self._tasks.items():
-            if number not in self.running:
-                task.cancel()
-        if busy:
-            log.info("stopping: waiting up to %.0f s for %d running job(s)", grace, len(busy))
-            _, still = await asyncio.wait(busy, timeout=grace)
-            if still:
-                log.warning("stopping: %d job(s) still running go back to the queue", len(still))
+        self._work.set()  # idle workers wake, see the stop and end
+        # No worker is cancelled here: one in the middle of a claim may have the job already
+        # (committed, not yet returned; clients already see it running), and runs it.
+        tasks = list(self._tasks.values())
+        if self.running:
+            log.info(
+                "stopping: waiting up to %.0f s for %d running job(s)", grace, len(self.running)
+            )
+        if tasks:
+            _, still = await asyncio.wait(tasks, timeout=grace)
+            if still and self.running:
+                log.warning(
+                    "stopping: %d job(s) still running go back to the queue", len(self.running)
+                )
 
     def name(self, number: int) -> str:
         return worker_name(number, self.mark)

@@ -238,3 +238,45 @@ async def test_an_api_instance_offers_what_the_workers_engine_can_do(
         assert not [b for b in buttons if b.startswith("Zoom") or b in ("⬅️", "Make Square")]
     finally:
         await worker.close()
+
+
+async def test_a_stop_that_lands_mid_claim_runs_the_claimed_job(tmp_path: Path) -> None:
+    """The claim is committed (clients see the job running) but has not returned when the stop
+    begins: the worker must run the job within the grace, not be cancelled and leave it
+    running in the database (found by CI: SIGINT right after a submission)."""
+    from imagine.settings import Settings
+    from imagine.workers import WorkerPool
+
+    claimed = asyncio.Event()
+    release = asyncio.Event()
+
+    class SlowToAnswer(SQLiteStore):
+        async def claim(self, *args: Any, **kwargs: Any) -> Any:
+            result = await super().claim(*args, **kwargs)
+            if result is not None:
+                claimed.set()
+                await release.wait()
+            return result
+
+    store = await SlowToAnswer.open(tmp_path / "jobs.sqlite3")
+    engine = PlaceholderEngine()
+    runner = Runner(store, engine, LocalStorage(tmp_path / "images"),
+                    actions.PlanContext(engine.capabilities, {}, None), timeout=30)  # fmt: skip
+    pool = WorkerPool(Settings(environ={}), store, runner, 1)
+    try:
+        pool.start()
+        await store.add([_job("mid")])
+        pool.wake()
+        async with asyncio.timeout(10):
+            await claimed.wait()
+        stopping = asyncio.create_task(pool.drain(10))
+        await asyncio.sleep(0.1)
+        release.set()
+        async with asyncio.timeout(10):
+            await stopping
+        done = await store.get("mid")
+        assert done is not None
+        assert done.status is JobStatus.DONE
+    finally:
+        await pool.close()
+        await store.close()
