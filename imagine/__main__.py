@@ -47,9 +47,10 @@ def _stop_on_signals() -> asyncio.Event:
 
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT; then take no new work, give running jobs
-    IMAGINE_SHUTDOWN_GRACE seconds to finish (the rest go back to the queue), and return."""
-    service = await start_service(settings)
+    IMAGINE_SHUTDOWN_GRACE seconds to finish (the rest go back to the queue), and return. A
+    signal during start-up (migrations, a model loading) stops it as soon as it has started."""
     stop = _stop_on_signals()
+    service = await start_service(settings)
     workers = "no workers" if settings.workers == 0 else f"engine: {settings.engine}"
     print(f"Imagine API on {service.url} ({workers}); Ctrl+C stops it.", flush=True)
     try:
@@ -69,9 +70,9 @@ async def work(settings: Settings) -> None:
             "%s, where no API listens; set it to the API's address",
             settings.base_url,
         )
+    stop = _stop_on_signals()
     engine = create_engine(settings)
     async with running_service(settings, engine) as service:
-        stop = _stop_on_signals()
         print(
             f"Imagine worker: {service.workers} worker(s), engine {engine.capabilities.name}, "
             f"jobs from {describe(settings)}; Ctrl+C stops it.",

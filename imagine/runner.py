@@ -210,7 +210,7 @@ class Runner:
 
     async def _save(self, job: Job, previous: JobStatus, lease: Lease | None = None) -> None:
         hook = self.webhook_for(job)
-        await self.store.save(job, previous, None if hook is None else (*hook, time.time()), lease)
+        await self.store.save(job, previous, None if hook is None else (*hook, 0.0), lease)
 
     async def end_unsaved(
         self, job: Job, previous: JobStatus, exc: StoreUnavailable, lease: Lease | None = None

@@ -197,21 +197,21 @@ class ImagineService:
         """An API instance alone loads no model, so it cannot know what the model can do (which
         buttons to offer, whether it starts from an image): it takes what the workers published
         in their heartbeats, at most every CAPABILITIES_TTL seconds."""
+        own = self.engine.capabilities
+        if self.workers or own.known_before_start:
+            return  # this process's own engine knows (the remote engines, and any that renders)
         now = time.monotonic()
-        if self.workers or now - self._published_at < CAPABILITIES_TTL:
+        if now - self._published_at < CAPABILITIES_TTL:
             return
-        self._published_at = now
         try:
-            beats = await self.store.workers(time.time() - 3 * BEAT_EVERY)
+            text = await self.store.published_capabilities(own.name)
         except StoreUnavailable:
             return
-        name = self.engine.capabilities.name
-        for beat in beats:  # the freshest first
-            published = capabilities_from_json(beat.capabilities)
-            if published is not None and published.name == name:
-                context = self.runner.context
-                self.runner.context = dataclasses.replace(context, capabilities=published)
-                return
+        published = capabilities_from_json(text) if text else None
+        if published is not None and published.name == own.name:
+            self._published_at = now  # found: trusted for a while; not found: look next time
+            context = self.runner.context
+            self.runner.context = dataclasses.replace(context, capabilities=published)
 
     def _unsaved(self, status: JobStatus) -> int:
         return sum(1 for _, previous, _ in self.runner.unsaved.values() if previous is status)
@@ -540,7 +540,7 @@ class ImagineService:
             "queueLimit": self.settings.queue_limit,
             "maxConcurrent": self.workers,
             # every process's workers that beat lately (this one's, and other machines')
-            "workers": len(await self.store.workers(time.time() - 3 * BEAT_EVERY)),
+            "workers": len(await self.store.workers(3 * BEAT_EVERY)),
             "capabilities": {
                 "img2img": caps.img2img,
                 "outpaint": caps.outpaint,

@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
 
 import aiohttp
 from yarl import URL
@@ -65,7 +64,7 @@ class WebhookSender:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._origins = KeyedSemaphores(PER_ORIGIN)
         self._unsaved: dict[int, tuple[str, str, int, float, str]] = {}
-        """Outcomes (claim, state, attempts, next_at, error) that could not be saved (a full disk): not
+        """Outcomes (claim, state, attempts, delay, error) that could not be saved (a full disk): not
         sent again until saved, or the row, still pending, would go out again at once."""
 
     def wake(self) -> None:
@@ -84,11 +83,11 @@ class WebhookSender:
                     self._wake.clear()
                     try:
                         await self._start_due(session)
-                        next_at = await self._store.next_webhook_at()
+                        due_in = await self._store.next_webhook_in()
                     except Exception:  # the outbox must outlive any one bad row or hiccup
                         log.exception("webhook outbox: could not read due deliveries")
-                        next_at = time.time() + 5.0
-                    wait = LOOK_EVERY if next_at is None else max(0.05, next_at - time.time())
+                        due_in = 5.0
+                    wait = LOOK_EVERY if due_in is None else max(0.05, due_in)
                     if self._unsaved:  # the database cannot be written: no hurry
                         wait = UNSAVED_RETRY
                     # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
@@ -104,10 +103,11 @@ class WebhookSender:
     async def _start_due(self, session: aiohttp.ClientSession) -> None:
         for webhook_id, outcome in list(self._unsaved.items()):
             await self._save(webhook_id, *outcome)
-        # the ones in flight come back too: ask for enough that due ones behind them are seen
-        skip = len(self._in_flight) + len(self._unsaved)
         claim = secrets.token_hex(8)
-        due = await self._store.claim_webhooks(time.time(), 100 + skip, HOLD + self._timeout, claim)
+        # what this process is sending (or could not record) keeps its own claim
+        due = await self._store.claim_webhooks(
+            100, HOLD + self._timeout, claim, keep={*self._in_flight, *self._unsaved}
+        )
         for webhook_id, job_id, url, body, attempts in due:
             if webhook_id in self._in_flight or webhook_id in self._unsaved:
                 continue
@@ -134,9 +134,7 @@ class WebhookSender:
         async with self._slot(url):
             # a delivery may wait long for its origin's slot: send it only if it is still ours
             try:
-                ours = await self._store.hold_webhook(
-                    webhook_id, claim, time.time() + HOLD + self._timeout
-                )
+                ours = await self._store.hold_webhook(webhook_id, claim, HOLD + self._timeout)
             except Exception as exc:  # cannot tell: it stays claimed and is tried again later
                 log.warning("webhook for job %s: its claim cannot be checked: %s", job_id, exc)
                 return
@@ -147,7 +145,7 @@ class WebhookSender:
         attempts += 1
         if error is None:
             log.info("webhook for job %s delivered to %s", job_id, url)
-            state, next_at = "delivered", time.time()
+            state, delay = "delivered", 0.0
         elif retry and attempts <= len(self._delays):
             delay = self._delays[attempts - 1]
             log.warning(
@@ -158,27 +156,27 @@ class WebhookSender:
                 attempts + 1,
                 delay,
             )
-            state, next_at = "pending", time.time() + delay
+            state = "pending"
         else:
             log.error(
                 "webhook for job %s to %s given up after %d tries: %s", job_id, url, attempts, error
             )
-            state, next_at = "failed", time.time()
-        if not await self._save(webhook_id, claim, state, attempts, next_at, error or ""):
+            state, delay = "failed", 0.0
+        if not await self._save(webhook_id, claim, state, attempts, delay, error or ""):
             log.error("webhook for job %s: its state cannot be saved now; saved later", job_id)
 
     async def _save(
-        self, webhook_id: int, claim: str, state: str, attempts: int, next_at: float, error: str
+        self, webhook_id: int, claim: str, state: str, attempts: int, delay: float, error: str
     ) -> bool:
         """Record an outcome (True), or keep it to record later when the database cannot be
         written (False). An outcome whose claim was taken over is dropped: the other process
         owns the delivery now."""
         try:
             await self._store.update_webhook(
-                webhook_id, claim, state=state, attempts=attempts, next_at=next_at, error=error
+                webhook_id, claim, state=state, attempts=attempts, delay=delay, error=error
             )
         except Exception:  # the database cannot be written: keep the outcome, try again later
-            self._unsaved[webhook_id] = (claim, state, attempts, next_at, error)
+            self._unsaved[webhook_id] = (claim, state, attempts, delay, error)
             return False
         self._unsaved.pop(webhook_id, None)
         return True

@@ -214,12 +214,11 @@ class WorkerPool:
         engine = self.runner.engine.capabilities.name
         published = capabilities_json(self.runner.engine.capabilities)
         while True:
-            now = time.time()
             for number in range(self.count):
                 job = self.running.get(number)
                 beat = WorkerBeat(self.name(number), HOST, engine, self.device,
-                                  job[0].id if job else None, self._started, now,
-                                  published)  # fmt: skip
+                                  job[0].id if job else None, self._started,
+                                  capabilities=published)  # fmt: skip
                 with contextlib.suppress(StoreUnavailable):
                     await self.store.beat(beat)
             await asyncio.sleep(BEAT_EVERY)

@@ -79,6 +79,9 @@ class Capabilities:
     """Guidance used when GenerateRequest.guidance is None; --stylize scales it."""
     notes: tuple[str, ...] = ()
     """Sentences shown to users about this engine's limits (e.g. 'seeds are not supported')."""
+    known_before_start: bool = True
+    """False while these are guesses until the model is loaded (the diffusers engine): an API
+    instance that loads no model then takes what its workers published."""
 
     def for_model(self, model: str | None) -> Capabilities:
         """What the engine can do for a job on ``model`` (None: its configured model).

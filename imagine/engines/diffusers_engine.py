@@ -95,7 +95,9 @@ class DiffusersEngine:
         self._loaded: LoadedModel | None = None
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffusers")
-        self._capabilities = Capabilities(name="diffusers", weighted_prompts=True, parallel=1)
+        self._capabilities = Capabilities(
+            name="diffusers", weighted_prompts=True, parallel=1, known_before_start=False
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:

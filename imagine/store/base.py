@@ -129,7 +129,8 @@ class WorkerBeat:
     device: str
     job_id: str | None
     started_at: float
-    heartbeat_at: float
+    heartbeat_at: float = 0.0
+    """Set by the database's clock when written."""
     capabilities: str = ""
     """The engine's capabilities as JSON (:func:`imagine.engines.base.capabilities_json`)."""
 
@@ -148,7 +149,8 @@ UPDATE_JOB = (
 COUNT_WAITING = "SELECT COUNT(*) FROM jobs WHERE status = 'queued'"
 """Jobs waiting (U1–U4 copies count too: they are queued for milliseconds); the status index
 covers it, so it counts index entries and reads no rows."""
-ADD_WEBHOOK = "INSERT INTO webhooks (job_id, url, body, next_at) VALUES (?, ?, ?, ?)"
+ADD_WEBHOOK = "INSERT INTO webhooks (job_id, url, body, next_at) VALUES (?, ?, ?, {now} + ?)"
+"""A delivery, due ``?`` seconds from now by the database's clock."""
 TILE_BUTTONS = "('U1', 'U2', 'U3', 'U4')"
 
 

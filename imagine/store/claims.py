@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import time
 from typing import Any
 
 from imagine.jobs import Job, utcnow
@@ -106,7 +105,6 @@ class Claims(Queries):
             if not picked:
                 return None
             chosen = str(picked[0][0])
-            now = time.time()
             changed = await tx.execute(
                 "UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1,"
                 f" lease = ?, lease_until = {self.now} + ?, worker = ?, progress = 0,"
@@ -117,10 +115,10 @@ class Claims(Queries):
                 return None
             await tx.execute(
                 "INSERT INTO turns (owner, served_seq, served_at) SELECT owner,"
-                f" (SELECT COALESCE(MAX({self.seq}), 0) FROM jobs), ? FROM jobs WHERE id = ?"
-                " ON CONFLICT (owner) DO UPDATE SET served_seq = excluded.served_seq,"
-                " served_at = excluded.served_at",
-                (now, chosen),
+                f" (SELECT COALESCE(MAX({self.seq}), 0) FROM jobs), {self.now} FROM jobs"
+                " WHERE id = ? ON CONFLICT (owner) DO UPDATE SET"
+                " served_seq = excluded.served_seq, served_at = excluded.served_at",
+                (chosen,),
             )
             rows = await tx.fetch(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (chosen,))
             return row_to_job(rows[0]), Lease(token, worker)
@@ -188,12 +186,19 @@ class Claims(Queries):
         async def write(tx: Tx) -> None:
             await tx.execute(
                 "INSERT INTO workers (id, host, engine, device, job_id, started_at, heartbeat_at,"
-                " capabilities) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-                " job_id = excluded.job_id, heartbeat_at = excluded.heartbeat_at,"
+                f" capabilities) VALUES (?, ?, ?, ?, ?, ?, {self.now}, ?) ON CONFLICT (id) DO"
+                " UPDATE SET job_id = excluded.job_id, heartbeat_at = excluded.heartbeat_at,"
                 " capabilities = excluded.capabilities",
                 (beat.id, beat.host, beat.engine, beat.device, beat.job_id, beat.started_at,
-                 beat.heartbeat_at, beat.capabilities),
+                 beat.capabilities),
             )  # fmt: skip
+            if beat.capabilities:  # kept per engine, also once its workers are gone
+                await tx.execute(
+                    "INSERT INTO engines (name, capabilities, published_at) VALUES"
+                    f" (?, ?, {self.now}) ON CONFLICT (name) DO UPDATE SET"
+                    " capabilities = excluded.capabilities, published_at = excluded.published_at",
+                    (beat.engine, beat.capabilities),
+                )
 
         await self.commit(Unit(write))
 
@@ -203,11 +208,16 @@ class Claims(Queries):
 
         await self.commit(Unit(write))
 
-    async def workers(self, since: float) -> list[WorkerBeat]:
-        """Workers that beat after ``since`` (a time.time())."""
+    async def workers(self, within: float) -> list[WorkerBeat]:
+        """Workers that beat in the last ``within`` seconds (by the database's clock)."""
         rows = await self.fetch(
             "SELECT id, host, engine, device, job_id, started_at, heartbeat_at, capabilities"
-            " FROM workers WHERE heartbeat_at >= ? ORDER BY heartbeat_at DESC",
-            (since,),
+            f" FROM workers WHERE heartbeat_at >= {self.now} - ? ORDER BY heartbeat_at DESC",
+            (float(within),),
         )
         return [WorkerBeat(*row) for row in rows]
+
+    async def published_capabilities(self, engine: str) -> str | None:
+        """What the workers of ``engine`` last said it can do (JSON), or None."""
+        rows = await self.fetch("SELECT capabilities FROM engines WHERE name = ?", (engine,))
+        return str(rows[0][0]) if rows else None

@@ -76,7 +76,7 @@ class JobStore(Claims, Outbox):
         lease: Lease | None = None,
     ) -> None:
         """Write ``job`` whose status moved from ``previous`` (checked) in one transaction, with
-        the webhook delivery (url, body, due time) it owes, so a crash cannot keep one without
+        the webhook delivery (url, body, seconds until due) it owes, so a crash cannot keep one without
         the other. With a ``lease``, only while that lease still holds the job (else
         :class:`Fenced`); a finished or requeued job keeps no lease."""
         check_transition(previous, job.status)
@@ -97,7 +97,7 @@ class JobStore(Claims, Outbox):
             changed = await tx.execute(sql, args)
             if changed == 1 and webhook is not None:
                 url, body, due = webhook
-                await tx.execute(ADD_WEBHOOK, (job.id, url, body, due))
+                await tx.execute(ADD_WEBHOOK.format(now=self.now), (job.id, url, body, due))
             if changed == 1 and job.status is JobStatus.QUEUED:
                 await self.notify(tx)
             return changed

@@ -78,6 +78,8 @@ _V2_COLUMNS = (
     "CREATE TABLE workers (id TEXT PRIMARY KEY, host TEXT NOT NULL, engine TEXT NOT NULL,"
     " device TEXT NOT NULL, job_id TEXT, started_at {real} NOT NULL,"
     " heartbeat_at {real} NOT NULL, capabilities TEXT NOT NULL DEFAULT '')",
+    "CREATE TABLE engines (name TEXT PRIMARY KEY, capabilities TEXT NOT NULL,"
+    " published_at {real} NOT NULL)",
     # one upscale per tile across every API instance (a failed one may be pressed again)
     "CREATE UNIQUE INDEX jobs_one_upscale ON jobs (parent_id, action)"
     " WHERE action IN ('U1', 'U2', 'U3', 'U4') AND status != 'failed'",

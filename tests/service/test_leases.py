@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import time
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +167,7 @@ async def test_deliveries_queued_behind_a_slow_receiver_go_out_once(
             job = _job(f"h{n}")
             await stores[0].add([job])
             job.status = JobStatus.DONE
-            await stores[0].save(job, JobStatus.QUEUED, (url, b"{}", time.time()))
+            await stores[0].save(job, JobStatus.QUEUED, (url, b"{}", 0.0))
         tasks = [asyncio.create_task(sender.run()) for sender in senders]
         async with asyncio.timeout(30):
             while len(receiver.keys) < 12:
@@ -211,8 +210,17 @@ async def test_an_api_instance_offers_what_the_workers_engine_can_do(
     worker_engine._capabilities = dataclasses.replace(
         worker_engine.capabilities, outpaint=False, upscaler="the workers' upscaler"
     )
+
+    def guessing() -> PlaceholderEngine:  # like the diffusers engine before its model loads
+        engine = PlaceholderEngine()
+        engine._capabilities = dataclasses.replace(engine.capabilities, known_before_start=False)
+        return engine
+
+    api = await make_client(engine=guessing(), workers=0)
+    # asked before any worker has said what it can do: its own guess, and no wait to learn
+    early = await (await api.get("/v2/info")).json()
+    assert early["capabilities"]["upscaler"] != "the workers' upscaler"
     worker = await make_client(engine=worker_engine)
-    api = await make_client(workers=0)
     try:
         accepted = await (await api.post("/v2/imagine", json={"msg": "a lighthouse"})).json()
         async with asyncio.timeout(20):
@@ -238,6 +246,11 @@ async def test_an_api_instance_offers_what_the_workers_engine_can_do(
         assert not [b for b in buttons if b.startswith("Zoom") or b in ("⬅️", "Make Square")]
     finally:
         await worker.close()
+    # the workers are gone: an API instance started now still offers what they could do
+    later = await make_client(engine=guessing(), workers=0)
+    info = await (await later.get("/v2/info")).json()
+    assert info["capabilities"]["upscaler"] == "the workers' upscaler"
+    assert info["workers"] == 0
 
 
 async def test_a_stop_that_lands_mid_claim_runs_the_claimed_job(tmp_path: Path) -> None:
