@@ -69,7 +69,7 @@ def claim_order(
             continue
         order.append(jobs[at][1])
         heads[(tier, owner)] = at + 1
-        # a stand-in for the claim's clock: later claims have later served_at
+        # a stand-in for the turns counter: later claims have a larger served_at
         turns[owner] = (top_seq, float(next(clock)) + 1e12)
         version[owner] = version.get(owner, 0) + 1
         if at + 1 < len(jobs):

@@ -115,7 +115,9 @@ class Claims(Queries):
                 return None
             await tx.execute(
                 "INSERT INTO turns (owner, served_seq, served_at) SELECT owner,"
-                f" (SELECT COALESCE(MAX({self.seq}), 0) FROM jobs), {self.now} FROM jobs"
+                f" (SELECT COALESCE(MAX({self.seq}), 0) FROM jobs),"
+                # the turns' own counter, not a clock: claims a millisecond apart stay in order
+                " (SELECT COALESCE(MAX(served_at), 0) + 1 FROM turns) FROM jobs"
                 " WHERE id = ? ON CONFLICT (owner) DO UPDATE SET"
                 " served_seq = excluded.served_seq, served_at = excluded.served_at",
                 (chosen,),

@@ -7,6 +7,7 @@ for queue positions, and the last tests check the two agree on a real store.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -104,7 +105,7 @@ def test_the_claim_query_and_the_replay_agree_sqlite(
     tmp_path: Path, pushes: list[tuple[int, int]]
 ) -> None:
     async def run() -> None:
-        folder = tmp_path / f"db{abs(hash(tuple(pushes)))}"
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))  # a fresh database per example, replays too
         store = await SQLiteStore.open(folder / "jobs.sqlite3")
         try:
             await _claims_match_prediction(store, pushes)
