@@ -113,23 +113,24 @@ class ImagineService:
         self._reading_positions: asyncio.Task[dict[str, int]] | None = None
 
     @property
+    def _wanted(self) -> int:
+        """The workers asked for: ``--workers``, else IMAGINE_MAX_CONCURRENT."""
+        workers = self.settings.workers
+        return self.settings.max_concurrent if workers is None else workers
+
+    @property
     def workers(self) -> int:
-        """Jobs this process renders at once: ``--workers`` or IMAGINE_MAX_CONCURRENT, capped by
-        what the engine can do (0 = an API instance that renders nothing)."""
-        wanted = (
-            self.settings.max_concurrent if self.settings.workers is None else self.settings.workers
-        )
+        """Jobs this process renders at once: as many as asked for, capped by what the engine
+        can do (0 = an API instance that renders nothing)."""
         parallel = self.engine.capabilities.parallel
-        return min(wanted, parallel or wanted)
+        return min(self._wanted, parallel or self._wanted)
 
     # lifecycle
 
     async def start(self) -> None:
         """Start the workers (their first look takes back what a crash here left running) and
         the webhook outbox."""
-        wanted = (
-            self.settings.max_concurrent if self.settings.workers is None else self.settings.workers
-        )
+        wanted = self._wanted
         if self.workers < wanted:
             log.warning(
                 "asked for %d workers, but the %s engine renders %d job(s) at a time: "

@@ -62,12 +62,6 @@ class JobStore(Claims, Outbox):
             action,
         )
 
-    async def unfinished(self) -> list[Job]:
-        rows = await self.fetch(
-            f"SELECT {COLUMNS} FROM jobs WHERE status IN ('queued', 'running') ORDER BY {self.seq}"
-        )
-        return [row_to_job(row) for row in rows]
-
     async def save(
         self,
         job: Job,

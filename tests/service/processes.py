@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -40,3 +43,38 @@ async def serve(
     process.kill()
     await process.wait()
     raise AssertionError("the service did not start")
+
+
+async def kill_9_mid_batch(data_dir: Path, **env: str) -> tuple[list[dict[str, Any]], float]:
+    """Four jobs of 1 s each; ``kill -9`` while the second renders; a restart on the same data
+    (and ``env``) with fast jobs. The four completed messages, and the seconds from the restart
+    until the last was done."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = await serve(data_dir, port, IMAGINE_PLACEHOLDER_SECONDS="1", **env)
+    async with aiohttp.ClientSession() as session:
+        ids = []
+        for n in range(4):
+            async with session.post(f"{base}/v2/imagine", json={"msg": f"batch {n}"}) as response:
+                ids.append((await response.json())["messageId"])
+        await asyncio.sleep(1.4)  # the first is done, the second is running
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+        restarted = time.monotonic()
+        process = await serve(data_dir, port, IMAGINE_PLACEHOLDER_SECONDS="0.05", **env)
+        try:
+            results: list[dict[str, Any]] = []
+            for message_id in ids:
+                for _ in range(400):
+                    async with session.get(f"{base}/v2/message/{message_id}") as response:
+                        data = await response.json()
+                    if data["progress"] == 100:
+                        results.append(data["response"])
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError(f"{message_id} did not finish after the restart")
+            return results, time.monotonic() - restarted
+        finally:
+            process.terminate()
+            await process.wait()

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import sqlite3
 from pathlib import Path
-from typing import Any
-
-import aiohttp
 
 from imagine.engines.placeholder import PlaceholderEngine
 from imagine.settings import Settings
 from tests.backends import on_both_databases as backend  # noqa: F401 (a fixture: every test on each)
 from tests.service.conftest import ClientFactory, submit, wait_done
-from tests.service.processes import free_port, serve
+from tests.service.processes import kill_9_mid_batch
 
 
 async def test_graceful_restart_resumes_running_and_queued_jobs(make_client: ClientFactory) -> None:
@@ -47,39 +43,10 @@ async def test_a_job_interrupted_too_often_fails_with_a_code(
     assert done["imageUrl"] is None
 
 
-async def _serve(data_dir: Path, port: int, seconds: float) -> asyncio.subprocess.Process:
-    return await serve(data_dir, port, IMAGINE_PLACEHOLDER_SECONDS=str(seconds))
-
-
 async def test_kill_9_mid_batch_loses_nothing_and_runs_nothing_twice(tmp_path: Path) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = await _serve(tmp_path, port, seconds=1.0)
-    async with aiohttp.ClientSession() as session:
-        ids = []
-        for n in range(4):
-            async with session.post(f"{base}/v2/imagine", json={"msg": f"batch {n}"}) as response:
-                ids.append((await response.json())["messageId"])
-        await asyncio.sleep(1.4)  # the first is done, the second is running
-        process.send_signal(signal.SIGKILL)
-        await process.wait()
-
-        process = await _serve(tmp_path, port, seconds=0.05)
-        try:
-            results: list[dict[str, Any]] = []
-            for message_id in ids:
-                for _ in range(400):
-                    async with session.get(f"{base}/v2/message/{message_id}") as response:
-                        data = await response.json()
-                    if data["progress"] == 100:
-                        results.append(data["response"])
-                        break
-                    await asyncio.sleep(0.05)
-            assert [r["status"] for r in results] == ["done"] * 4
-            assert len({r["buttonMessageId"] for r in results}) == 4
-        finally:
-            process.terminate()
-            await process.wait()
+    results, _ = await kill_9_mid_batch(tmp_path)
+    assert [r["status"] for r in results] == ["done"] * 4
+    assert len({r["buttonMessageId"] for r in results}) == 4
     # every job started at most twice (once before the kill, once after) and finished exactly once
     with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:
         rows = db.execute(

@@ -5,19 +5,17 @@ job is lost, and the jobs in flight finish."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 
 from imagine.engines.placeholder import PlaceholderEngine
 from tests.infra.postgres import PgCluster
 from tests.service.conftest import ClientFactory, submit, wait_done
-from tests.service.processes import free_port, serve
+from tests.service.processes import kill_9_mid_batch
 
 pytestmark = pytest.mark.postgres
 
@@ -90,35 +88,11 @@ async def test_a_crashed_database_restarted_at_once_is_picked_up_again(
 async def test_kill_9_of_the_service_on_postgres_loses_nothing(tmp_path: Path, pg_url: str) -> None:
     """The SQLite durability test's twin: the same process restarted on the same host takes its
     dead jobs back at once (no lease to wait out), and runs nothing twice."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {"IMAGINE_DATABASE_URL": pg_url, "IMAGINE_LEASE_SECONDS": "60"}
-    process = await serve(tmp_path, port, IMAGINE_PLACEHOLDER_SECONDS="1", **env)
-    async with aiohttp.ClientSession() as session:
-        ids = []
-        for n in range(4):
-            async with session.post(f"{base}/v2/imagine", json={"msg": f"batch {n}"}) as response:
-                ids.append((await response.json())["messageId"])
-        await asyncio.sleep(1.4)  # the first is done, the second is running
-        process.send_signal(signal.SIGKILL)
-        await process.wait()
-        restarted = time.monotonic()
-        process = await serve(tmp_path, port, IMAGINE_PLACEHOLDER_SECONDS="0.05", **env)
-        try:
-            for message_id in ids:
-                for _ in range(400):
-                    async with session.get(f"{base}/v2/message/{message_id}") as response:
-                        data = await response.json()
-                    if data["progress"] == 100:
-                        assert data["response"]["status"] == "done"
-                        break
-                    await asyncio.sleep(0.05)
-                else:
-                    raise AssertionError(f"{message_id} did not finish")
-            assert time.monotonic() - restarted < 30  # far sooner than the 60 s lease
-        finally:
-            process.terminate()
-            await process.wait()
+    results, took = await kill_9_mid_batch(
+        tmp_path, IMAGINE_DATABASE_URL=pg_url, IMAGINE_LEASE_SECONDS="60"
+    )
+    assert [r["status"] for r in results] == ["done"] * 4
+    assert took < 30  # far sooner than the 60 s lease
     conn = await asyncpg.connect(pg_url)
     try:
         rows = await conn.fetch("SELECT status, attempts, finished_at FROM jobs ORDER BY seq")
