@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -44,21 +45,30 @@ GRID_BUTTONS = ("U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4")
 UPSCALE_BUTTONS = (
     "Vary (Strong)",
     "Vary (Subtle)",
+    "Vary (Region)",
     "Zoom Out 2x",
     "Zoom Out 1.5x",
+    "Custom Zoom",
     "⬅️",
     "➡️",
     "⬆️",
     "⬇️",
     "Make Square",
-    "Upscale (2x)",
-    "Upscale (4x)",
+    "Upscale (Subtle)",
+    "Upscale (Creative)",
 )
+"""After an upscale, as Midjourney V6 has them. Results from before offered "Upscale (2x)" and
+"Upscale (4x)" instead; those still run when pressed."""
 
 
 def new_id() -> str:
-    """20 URL-safe characters (120 random bits), the shape of upstream's ids."""
-    return secrets.token_urlsafe(15)
+    """33 digits: the milliseconds since 1970, then 20 random digits (66 bits).
+
+    Digits because midjourney-proxy's clients keep task ids as digit strings (its own are
+    milliseconds and 3 digits), and TheNextLeg's take any string; time first, so ids sort by
+    creation; random after, so ids made in one millisecond on many machines never collide, and
+    neither a job's id nor its image URLs (capability URLs, under the id) can be guessed."""
+    return f"{time.time_ns() // 1_000_000:013d}{secrets.randbelow(10**20):020d}"
 
 
 def utcnow() -> datetime:
@@ -107,3 +117,6 @@ class Job:
     """While running: the fraction done (0–1), as its worker last wrote it."""
     preview: str | None = None
     """While running: the name of the latest preview image, as its worker last wrote it."""
+    contract: str = "v2"
+    """The API contract the job was asked through ("v2": TheNextLeg's, "mj": midjourney-proxy's):
+    the shape of its webhook. Either contract reads and presses any job."""

@@ -19,6 +19,7 @@ from imagine.store.base import (
 )
 from imagine.store.claims import LIVE_MARKS, new_mark, worker_name
 from imagine.store.jobstore import Fenced, JobStore
+from imagine.store.modals import Modal
 from imagine.store.sqlite import SQLiteStore
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "JobStore",
     "Lease",
     "LimitReached",
+    "Modal",
     "Quota",
     "SQLiteStore",
     "SchemaError",

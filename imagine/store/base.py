@@ -139,6 +139,7 @@ JOB_FIELDS = (
     "id", "button_message_id", "action", "type", "owner", "content", "prompt", "ref", "webhook",
     "status", "priority", "parent_id", "tile", "inputs", "created_at", "started_at",
     "finished_at", "attempts", "result", "error_code", "error", "progress", "preview",
+    "contract",
 )  # fmt: skip
 COLUMNS = ", ".join(JOB_FIELDS)
 INSERT_JOBS = f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' * len(JOB_FIELDS))})"
@@ -178,6 +179,7 @@ def row_to_job(row: Sequence[Any]) -> Job:
             "result": json.loads(values["result"]),
             "error_code": ResultCode(values["error_code"]) if values["error_code"] else None,
             "progress": float(values["progress"] or 0.0),
+            "contract": values["contract"] or "v2",
         }
     )
 
@@ -189,4 +191,5 @@ def job_values(job: Job) -> tuple[Any, ...]:
         job.parent_id, job.tile, json.dumps(job.inputs), ts(job.created_at), ts(job.started_at),
         ts(job.finished_at), job.attempts, json.dumps(job.result),
         job.error_code.value if job.error_code else None, job.error, job.progress, job.preview,
+        job.contract,
     )  # fmt: skip

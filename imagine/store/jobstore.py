@@ -20,6 +20,7 @@ from imagine.store.base import (
     row_to_job,
 )
 from imagine.store.claims import Claims
+from imagine.store.modals import Modals
 from imagine.store.outbox import Outbox
 
 
@@ -27,7 +28,7 @@ class Fenced(RuntimeError):
     """The job is no longer what the writer thinks (another worker took it, or it moved on)."""
 
 
-class JobStore(Claims, Outbox):
+class JobStore(Claims, Outbox, Modals):
     async def add(self, jobs: list[Job], quota: Quota | None = None) -> None:
         """Insert ``jobs`` together; with a ``quota``, only if it allows them (else LimitReached)."""
         await self.commit(Unit(self.notify, [job_values(job) for job in jobs], quota))
@@ -50,6 +51,36 @@ class JobStore(Claims, Outbox):
 
     async def get(self, job_id: str) -> Job | None:
         return await self._one("id = ?", job_id)
+
+    async def get_many(self, ids: list[str]) -> list[Job]:
+        """The jobs with these ids that exist, in the order asked."""
+        found: dict[str, Job] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):  # SQLite's limit on bound parameters
+            chunk = unique[start : start + 500]
+            rows = await self.fetch(
+                f"SELECT {COLUMNS} FROM jobs WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+            )
+            found.update((job.id, job) for job in map(row_to_job, rows))
+        return [found[i] for i in unique if i in found]
+
+    async def recent(self, scope: str, limit: int, *, unfinished: bool = False) -> list[Job]:
+        """A token's latest jobs (its scope, any user), newest first."""
+        states = " AND status IN ('queued', 'running')" if unfinished else ""
+        rows = await self.fetch(
+            f"SELECT {COLUMNS} FROM jobs WHERE (owner = ? OR owner LIKE ?){states}"
+            f" ORDER BY {self.seq} DESC LIMIT ?",
+            (scope, f"{scope}:%", limit),
+        )
+        return [row_to_job(row) for row in rows]
+
+    async def queue_webhook(self, job_id: str, url: str, body: bytes) -> None:
+        """A delivery due now that no job write carries (a job that started)."""
+
+        async def write(tx: Tx) -> None:
+            await tx.execute(ADD_WEBHOOK.format(now=self.now), (job_id, url, body, 0.0))
+
+        await self.commit(Unit(write))
 
     async def by_button_message_id(self, button_message_id: str) -> Job | None:
         return await self._one("button_message_id = ?", button_message_id)
@@ -91,6 +122,11 @@ class JobStore(Claims, Outbox):
             changed = await tx.execute(sql, args)
             if changed == 1 and webhook is not None:
                 url, body, due = webhook
+                # an update not yet sent (the job started) is out of date now: the outcome
+                # goes instead, so a receiver never reads "in progress" after "done"
+                await tx.execute(
+                    "DELETE FROM webhooks WHERE job_id = ? AND state = 'pending'", (job.id,)
+                )
                 await tx.execute(ADD_WEBHOOK.format(now=self.now), (job.id, url, body, due))
             if changed == 1 and job.status is JobStatus.QUEUED:
                 await self.notify(tx)

@@ -85,6 +85,17 @@ _V2_COLUMNS = (
     " WHERE action IN ('U1', 'U2', 'U3', 'U4') AND status != 'failed'",
 )
 
+_V3_CONTRACTS = (
+    # the contract a job was asked through: the shape of its webhook body
+    "ALTER TABLE jobs ADD COLUMN contract TEXT NOT NULL DEFAULT 'v2'",
+    # midjourney-proxy's modal step: a press that waits for its prompt (and mask)
+    "CREATE TABLE modals (id TEXT PRIMARY KEY, owner TEXT NOT NULL, parent_id TEXT NOT NULL,"
+    " button TEXT NOT NULL, prompt TEXT NOT NULL, ref TEXT NOT NULL, webhook TEXT NOT NULL,"
+    " speed TEXT NOT NULL, created_at TEXT NOT NULL)",
+    # an API token's defaults (TheNextLeg's /v2/settings), by its scope, never the token itself
+    "CREATE TABLE token_settings (scope TEXT PRIMARY KEY, settings TEXT NOT NULL)",
+)
+
 
 def _both(statements: tuple[str, ...], **pg: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     sqlite = {"seq": "", "id": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB", "real": "REAL"}
@@ -101,6 +112,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         2, "leases, progress, fair turns and workers; one upscale per tile", *_both(_V2_COLUMNS)
     ),
+    Migration(3, "job contracts, modals and token settings", *_both(_V3_CONTRACTS)),
 )
 LATEST = MIGRATIONS[-1].version
 
