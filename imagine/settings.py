@@ -11,6 +11,8 @@ from typing import Any, Self
 
 from imagine.netguard import UrlPolicy
 
+DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-base"
+
 
 class SettingsError(ValueError):
     """A configuration value is wrong; the message says which variable and what it accepts."""
@@ -95,12 +97,18 @@ class Settings:
     """IMAGINE_STORAGE_URL: empty = the data folder; s3://bucket/prefix = object storage."""
     s3_endpoint: str = ""
     """IMAGINE_S3_ENDPOINT: the S3 API of a non-AWS server (MinIO, R2, Garage), e.g. http://minio:9000."""
+    cors_origins: tuple[str, ...] = ("*",)
+    """IMAGINE_CORS_ORIGINS: origins whose pages may call the API from a browser ("*": any; the
+    API's tokens are headers, never cookies, so no page can borrow a visitor's); empty: none."""
     lease_seconds: float = 30.0
     """IMAGINE_LEASE_SECONDS: a worker that has not renewed its job for this long has lost it."""
     auto_migrate: bool = True
     """IMAGINE_AUTO_MIGRATE: migrate an older database schema at start (0 = refuse, say so)."""
     workers: int | None = None
     """Render workers in this process (``serve --workers N``); None = IMAGINE_MAX_CONCURRENT."""
+    caption_model: str = DEFAULT_CAPTION_MODEL
+    """IMAGINE_CAPTION_MODEL: the BLIP captioner the diffusers engine's /describe loads (a Hugging
+    Face id or a folder), on the first /describe; set empty to turn /describe off."""
     environ: Mapping[str, str] = field(default_factory=dict)
     """The whole environment snapshot, for engines that read their own variables (A1111_URL, ...)."""
 
@@ -170,6 +178,13 @@ class Settings:
             storage_url=env.get("IMAGINE_STORAGE_URL", "").strip(),
             s3_endpoint=env.get("IMAGINE_S3_ENDPOINT", "").strip(),
             lease_seconds=_float(env, "IMAGINE_LEASE_SECONDS", 30.0, 1.0, 3600.0),
+            # Unset: the default captioner; set but empty: none (no /describe).
+            caption_model=env.get("IMAGINE_CAPTION_MODEL", DEFAULT_CAPTION_MODEL).strip(),
+            cors_origins=tuple(
+                o.strip().rstrip("/")
+                for o in env.get("IMAGINE_CORS_ORIGINS", "*").split(",")
+                if o.strip()
+            ),
             auto_migrate=_flag(env, "IMAGINE_AUTO_MIGRATE")
             if env.get("IMAGINE_AUTO_MIGRATE", "").strip()
             else True,

@@ -82,6 +82,14 @@ class Capabilities:
     known_before_start: bool = True
     """False while these are guesses until the model is loaded (the diffusers engine): an API
     instance that loads no model then takes what its workers published."""
+    describe: bool = False
+    """True when the engine implements :class:`Describer` (Midjourney's /describe)."""
+    inpaint: bool = True
+    """True when a mask the user painted can be repainted (Vary (Region)); needs ``outpaint``
+    too: both are a generation with an init image and a mask."""
+    tokenizer: str = ""
+    """What :class:`PromptAnalyser` counts tokens with, in words (e.g. 'CLIP ViT-L/14, the
+    model's own'); "" when the engine has none and /shorten estimates."""
 
     def for_model(self, model: str | None) -> Capabilities:
         """What the engine can do for a job on ``model`` (None: its configured model).
@@ -170,6 +178,46 @@ class Engine(Protocol):
         self, image: Image.Image, factor: int, progress: ProgressCallback
     ) -> Image.Image:
         """Return ``image`` enlarged ``factor`` times (2 or 4)."""
+
+
+@dataclass(frozen=True)
+class WordWeight:
+    """One word of a prompt, as the model reads it."""
+
+    word: str
+    tokens: int
+    """How many of the text encoder's tokens it takes."""
+    weight: float
+    """How much it moves the model, 0 (nothing) to 1 (the word that matters most)."""
+    cut: bool = False
+    """Past the text encoder's token limit: the model never reads it."""
+
+
+@dataclass(frozen=True)
+class PromptAnalysis:
+    words: tuple[WordWeight, ...]
+    limit: int
+    """Tokens the text encoder reads (CLIP: 75 between its start and end tokens)."""
+    tokenizer: str
+    """What counted, in words."""
+
+
+@runtime_checkable
+class Describer(Protocol):
+    """An engine that can read prompts from an image (Midjourney's /describe)."""
+
+    async def describe(
+        self, image: Image.Image, count: int, progress: ProgressCallback
+    ) -> list[str]:
+        """``count`` different prompts that could have made ``image`` (no ``--ar``: the service
+        appends the image's aspect ratio). Raise EngineError with a sentence on failure."""
+
+
+@runtime_checkable
+class PromptAnalyser(Protocol):
+    """An engine whose own tokenizer and text encoder can say which words of a prompt count."""
+
+    async def analyse_prompt(self, text: str) -> PromptAnalysis: ...
 
 
 def no_progress(fraction: float, preview: Image.Image | None = None) -> None:

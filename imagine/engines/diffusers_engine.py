@@ -14,6 +14,11 @@ Settings (read from ``settings.environ``):
   available, else the CPU (float32).
 - ``HF_HUB_OFFLINE=1``: never download; the model must be a folder or in the cache.
 - ``IMAGINE_UPSCALER`` / ``IMAGINE_UPSCALER_GPU``: see :mod:`imagine.upscaler`.
+- ``IMAGINE_CAPTION_MODEL`` (``Settings.caption_model``): the BLIP captioner /describe loads on
+  its first use (default ``Salesforce/blip-image-captioning-base``; empty: no /describe).
+
+/shorten reads prompts with the model's own CLIP tokenizer and text encoder
+(:mod:`imagine.engines.diffusers_analyse`) when it has them (SD, SDXL; not FLUX).
 
 torch and diffusers are imported in :meth:`DiffusersEngine.start`, in the worker thread, so
 choosing another engine never imports them. One model is loaded and kept warm; every run goes
@@ -23,6 +28,7 @@ through a single worker thread and a lock, so only one run uses the pipelines at
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import threading
@@ -40,11 +46,13 @@ from imagine.engines.base import (
     EngineUnavailable,
     GenerateRequest,
     ProgressCallback,
+    PromptAnalysis,
 )
 from imagine.settings import Settings
 from imagine.upscaler import CHOICES, Upscaler, shared_upscaler
 
 if TYPE_CHECKING:
+    from imagine.engines.diffusers_caption import Captioner
     from imagine.engines.diffusers_load import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -66,6 +74,8 @@ class DiffusersConfig:
     device: str = ""
     family: str = ""
     offline: bool = False
+    caption_model: str = ""
+    """The /describe captioner; "" = no /describe."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiffusersConfig:
@@ -85,6 +95,7 @@ class DiffusersConfig:
             device=env.get("IMAGINE_DEVICE", "").strip().lower(),
             family=family,
             offline=_flag(env, "HF_HUB_OFFLINE"),
+            caption_model=settings.caption_model,
         )
 
 
@@ -93,10 +104,15 @@ class DiffusersEngine:
         self.config = config
         self.upscaler = upscaler or Upscaler()
         self._loaded: LoadedModel | None = None
+        self._captioner: Captioner | None = None
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffusers")
         self._capabilities = Capabilities(
-            name="diffusers", weighted_prompts=True, parallel=1, known_before_start=False
+            name="diffusers",
+            weighted_prompts=True,
+            parallel=1,
+            known_before_start=False,
+            describe=bool(config.caption_model),
         )
 
     @classmethod
@@ -123,6 +139,11 @@ class DiffusersEngine:
             self._loaded = self._load(self.config.model)
             upscale = self.upscaler.status()
             self._capabilities = _capabilities(self._loaded, upscale.real, upscale.describe())
+            self._capabilities = dataclasses.replace(
+                self._capabilities,
+                describe=bool(self.config.caption_model),
+                tokenizer=self._tokenizer(self._loaded),
+            )
 
     def _load(self, model: str) -> LoadedModel:
         try:
@@ -193,6 +214,66 @@ class DiffusersEngine:
     ) -> Image.Image:
         return await asyncio.to_thread(self._upscale, image, factor, progress)
 
+    async def describe(
+        self, image: Image.Image, count: int, progress: ProgressCallback
+    ) -> list[str]:
+        if not self.config.caption_model:
+            raise EngineError(
+                ResultCode.INVALID_PARAMETER,
+                "/describe is off on this server: IMAGINE_CAPTION_MODEL is empty; set it to a "
+                "BLIP captioning model (e.g. Salesforce/blip-image-captioning-base).",
+            )
+        return await self._in_worker(self._describe, image, count, progress)
+
+    def _describe(self, image: Image.Image, count: int, progress: ProgressCallback) -> list[str]:
+        try:
+            from imagine.engines.diffusers_caption import load_captioner
+        except ModuleNotFoundError as exc:
+            raise EngineError(
+                ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND,
+                f"/describe needs the Python package {exc.name!r}, which is not installed; "
+                "install the local extra with: pip install -e '.[local]'.",
+            ) from exc
+        from imagine.engines.diffusers_load import pick_device
+
+        with self._lock:
+            progress(0.0, None)
+            if self._captioner is None:
+                # Loaded on first use: most servers never describe, and BLIP is ~1 GB.
+                device = self._loaded.device if self._loaded else pick_device(self.config.device)
+                self._captioner = load_captioner(
+                    self.config.caption_model, device, self.config.offline
+                )
+            progress(0.5, None)
+            prompts = self._captioner.captions(image, count)
+        if not prompts:
+            raise EngineError(
+                ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND,
+                "The image captioner wrote nothing for this image.",
+            )
+        progress(1.0, None)
+        return prompts
+
+    async def analyse_prompt(self, text: str) -> PromptAnalysis:
+        return await self._in_worker(self._analyse, text)
+
+    def _analyse(self, text: str) -> PromptAnalysis:
+        from imagine.engines.diffusers_analyse import analyse
+
+        with self._lock:
+            if self._loaded is None or not self._tokenizer(self._loaded):
+                # Not started, or no CLIP of its own (FLUX): the rules of thumb it is.
+                from imagine.prompt.shorten import estimate
+
+                return estimate(text)
+            return analyse(self._loaded, text)
+
+    @staticmethod
+    def _tokenizer(loaded: LoadedModel) -> str:
+        from imagine.engines.diffusers_analyse import describe_tokenizer
+
+        return describe_tokenizer(loaded)
+
     def _upscale(self, image: Image.Image, factor: int, progress: ProgressCallback) -> Image.Image:
         progress(0.0, None)
         result = self.upscaler.upscale(image, factor)
@@ -215,6 +296,7 @@ def _capabilities(loaded: LoadedModel, real_upscaler: bool, upscaler: str) -> Ca
         multiple=loaded.multiple,
         img2img=loaded.img2img is not None,
         outpaint=loaded.inpaint is not None,
+        inpaint=loaded.inpaint is not None,  # a painted mask goes through the same pipeline
         upscale=real_upscaler,
         upscaler=upscaler,
         default_steps=loaded.family.steps,
