@@ -1,9 +1,10 @@
 """What each button does to an image, as a plan an engine can carry out.
 
 U1–U4 crop nothing and regenerate nothing: the tile is already stored at full resolution.
-V1–V4 and Vary re-render from the image by img2img with new seeds; 🔄 re-renders the prompt
-with new seeds; zoom, pan and make-square outpaint a larger canvas; Upscale (2x/4x) asks the
-engine's upscaler.
+V1–V4 and Vary re-render from the image by img2img with new seeds; Vary (Region) repaints the
+area a mask marks; 🔄 re-renders the prompt with new seeds; zoom (a fixed or a custom factor),
+pan and make-square outpaint a larger canvas; Upscale (Subtle) and (2x/4x) ask the engine's
+upscaler, Upscale (Creative) re-renders a 2x enlargement at a low strength.
 """
 
 from __future__ import annotations
@@ -22,13 +23,24 @@ from imagine.prompt import ImaginePrompt, PromptError, choose_model, plan_genera
 
 MAX_RATIO = 4
 VARY_STRENGTH = {"strong": 0.65, "subtle": 0.35}
-UPSCALE_FACTORS = {"Upscale (2x)": 2, "Upscale (4x)": 4}
+UPSCALE_FACTORS = {"Upscale (2x)": 2, "Upscale (4x)": 4, "Upscale (Subtle)": 2}
+"""Upscales by the engine's upscaler (super-resolution, no new detail)."""
+CREATIVE = "Upscale (Creative)"
+CREATIVE_STRENGTH = 0.3
+"""How much Upscale (Creative) repaints of its 2x enlargement: new detail, the same picture."""
+UPSCALES = (*UPSCALE_FACTORS, CREATIVE)
 TILE_BUTTONS = {f"U{k}": k - 1 for k in range(1, 5)}
 VARIATION_BUTTONS = {f"V{k}": k - 1 for k in range(1, 5)}
 
 RESULT_TYPE = {
     "imagine": "imagine",
+    "blend": "imagine",
+    "describe": "describe",
+    "shorten": "shorten",
     "🔄": "imagine",
+    CREATIVE: "upscale",
+    "Vary (Region)": "variation",
+    "Custom Zoom": "zoom",
     **dict.fromkeys(TILE_BUTTONS, "upscale"),
     **dict.fromkeys(UPSCALE_FACTORS, "upscale"),
     **dict.fromkeys(VARIATION_BUTTONS, "variation"),
@@ -42,6 +54,12 @@ RESULT_TYPE = {
 
 def needs_engine(action: str) -> bool:
     return action not in TILE_BUTTONS
+
+
+def fresh_render(action: str) -> bool:
+    """Whether the job renders its prompt from nothing (and its own image prompts), not from
+    a parent's image."""
+    return action in ("imagine", "blend", "🔄")
 
 
 @dataclass(frozen=True)
@@ -105,8 +123,41 @@ def from_image(
     source: Image.Image,
     context: PlanContext,
     seeds: tuple[int, ...],
+    *,
+    mask: Image.Image | None = None,
+    aspect: tuple[int, int] | None = None,
 ) -> GenerateRequest:
-    """The render for a button pressed on one image (a grid tile or an upscale)."""
+    """The render for a button pressed on one image (a grid tile or an upscale). ``mask``:
+    Vary (Region)'s painted area; ``aspect``: Custom Zoom's new shape (None: the source's)."""
+    if action == "Vary (Region)":
+        if mask is None:
+            raise ValueError("Vary (Region) needs a mask")
+        shape = reduced(*source.size)
+        size = resolve_size(shape, context.capabilities.native_size, context.capabilities.multiple)
+        return generation(
+            prompt, context, seeds, init=source, strength=1.0,
+            mask=images.repaint_mask(mask, size), aspect=shape,
+        )  # fmt: skip
+    if action == "Custom Zoom":
+        shape = aspect or reduced(*source.size)
+        size = resolve_size(shape, context.capabilities.native_size, context.capabilities.multiple)
+        canvas, zoom_mask = images.custom_zoom_canvas(source, prompt.zoom or 2.0, size)
+        return generation(
+            prompt, context, seeds, init=canvas, strength=1.0, mask=zoom_mask, aspect=shape
+        )
+    if action == CREATIVE:
+        width, height = source.width * 2, source.height * 2
+        multiple = context.capabilities.multiple
+        size = (
+            max(multiple, width // multiple * multiple),
+            max(multiple, height // multiple * multiple),
+        )
+        request = generation(prompt, context, seeds[:1])
+        return dataclasses.replace(
+            request, width=size[0], height=size[1],
+            init_image=source.convert("RGB").resize(size, Image.Resampling.LANCZOS),
+            strength=CREATIVE_STRENGTH,
+        )  # fmt: skip
     if action in VARIATION_BUTTONS or action == "Vary (Strong)":
         return generation(
             prompt,
@@ -157,17 +208,21 @@ def buttons_for(
         return [b for b in GRID_BUTTONS if capabilities.img2img or not b.startswith("V")]
     offered = []
     for button in UPSCALE_BUTTONS:
-        if button.startswith("Vary") and not capabilities.img2img:
+        if (button.startswith("Vary") or button == CREATIVE) and not capabilities.img2img:
             continue
         if (
-            button in images.ZOOM or button in images.PAN or button == "Make Square"
+            button in images.ZOOM
+            or button in images.PAN
+            or button in ("Make Square", "Custom Zoom")
         ) and not capabilities.outpaint:
+            continue
+        if button == "Vary (Region)" and not (capabilities.outpaint and capabilities.inpaint):
             continue
         if button == "Make Square" and size[0] == size[1]:
             continue
         if button in images.PAN and _too_long(images.pan_aspect(*size, images.PAN[button])):
             continue  # a pan may not go past Midjourney's 4:1
-        if button in UPSCALE_FACTORS and action in UPSCALE_FACTORS:
+        if button in UPSCALES and action in UPSCALES:
             continue  # an upscale of an upscale would pass any sensible size
         offered.append(button)
     return offered

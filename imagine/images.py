@@ -6,6 +6,7 @@ Everything here is CPU-bound: callers run it in a thread, never on the event loo
 from __future__ import annotations
 
 import io
+import math
 
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
@@ -110,6 +111,44 @@ def zoom_canvas(
     """The image shrunk by ``factor`` into the middle of a ``size`` canvas; mask white where to paint."""
     inner = (max(1, round(size[0] / factor)), max(1, round(size[1] / factor)))
     return _place(image, size, inner, ((size[0] - inner[0]) // 2, (size[1] - inner[1]) // 2))
+
+
+def custom_zoom_canvas(
+    image: Image.Image, factor: float, size: tuple[int, int]
+) -> tuple[Image.Image, Image.Image]:
+    """Custom Zoom: the image, its shape kept, fitted into the middle ``1/factor`` of a ``size``
+    canvas (which may have another shape: a new --ar); mask white where to paint."""
+    box = (size[0] / factor, size[1] / factor)
+    scale = min(box[0] / image.width, box[1] / image.height)
+    inner = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return _place(image, size, inner, ((size[0] - inner[0]) // 2, (size[1] - inner[1]) // 2))
+
+
+COMMON_RATIOS = ((1, 1), (5, 4), (4, 3), (3, 2), (16, 9), (2, 1), (21, 9), (4, 5), (3, 4),
+                 (2, 3), (9, 16), (1, 2))  # fmt: skip
+
+
+def common_ratio(width: int, height: int) -> tuple[int, int]:
+    """The common aspect ratio nearest to ``width``:``height`` (as Midjourney's /describe
+    writes an image's --ar), or the exact one when none is near."""
+    actual = math.log(width / height)
+    best = min(COMMON_RATIOS, key=lambda r: abs(math.log(r[0] / r[1]) - actual))
+    if abs(math.log(best[0] / best[1]) - actual) < 0.05:
+        return best
+    divisor = math.gcd(width, height) or 1
+    return (width // divisor, height // divisor)
+
+
+def repaint_mask(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """A painted mask (Vary (Region)) as mode 'L' at ``size``, white = repaint: its alpha where it
+    has transparency (opaque = painted), else its brightness (white = painted)."""
+    if mask.mode in ("RGBA", "LA", "PA") or (mask.mode == "P" and "transparency" in mask.info):
+        alpha = mask.convert("RGBA").getchannel("A")
+        lowest = alpha.getextrema()[0]
+        if isinstance(lowest, int | float) and lowest < 255:
+            return alpha.resize(size, Image.Resampling.NEAREST).point(lambda v: 255 * (v > 127))
+    grey = mask.convert("L").resize(size, Image.Resampling.NEAREST)
+    return grey.point(lambda v: 255 * (v > 127))
 
 
 def pan_canvas(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import io
 import logging
 import os
 import threading
@@ -19,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from imagine import actions, images
+from imagine import actions, describing, images
 from imagine.codes import ResultCode
 from imagine.engines.base import Engine, EngineCancelled, EngineError, GenerateRequest
 from imagine.errors import DISK_FULL
@@ -268,6 +270,10 @@ class Runner:
     async def _execute(self, job: Job, progress: Any) -> dict[str, Any]:
         seeds = tuple(int(s) for s in job.result.get("seeds", ()))
         prompt = ImaginePrompt.from_dict(job.prompt)
+        if job.action in ("describe", "shorten"):
+            if job.action == "describe":
+                return await self._describe(job, progress)
+            return await describing.shorten(self.engine, self.context.capabilities, job.content)
         parent = await self.store.get(job.parent_id) if job.parent_id else None
         if job.action in actions.TILE_BUTTONS:
             assert parent is not None
@@ -279,7 +285,7 @@ class Runner:
                 source, actions.UPSCALE_FACTORS[job.action], progress
             )
             return await self._store_single(job, await asyncio.to_thread(_checked_single, upscaled))
-        if parent is None or job.action == "🔄":
+        if parent is None or actions.fresh_render(job.action):
             request = actions.generation(prompt, self.context, seeds)
             if job.inputs:
                 size = (request.width, request.height)
@@ -290,12 +296,43 @@ class Runner:
         else:
             tile = actions.VARIATION_BUTTONS.get(job.action)
             source = await self._source(parent, tile)
+            mask = None
+            if job.action == "Vary (Region)":
+                mask = await self._load_mask(job)
+            aspect = None
+            if job.action == "Custom Zoom":  # a new --ar reshapes the canvas; else the source's
+                before = ImaginePrompt.from_dict(parent.prompt).aspect
+                aspect = prompt.aspect if prompt.aspect != before else None
             request = await asyncio.to_thread(
-                actions.from_image, job.action, prompt, source, self.context, seeds
-            )
+                functools.partial(
+                    actions.from_image, job.action, prompt, source, self.context, seeds,
+                    mask=mask, aspect=aspect,
+                )
+            )  # fmt: skip
         tiles = await self.engine.generate(request, progress)
         checked = await asyncio.to_thread(_checked_tiles, tiles, request)
+        if job.action == actions.CREATIVE:  # one image, re-rendered at twice the size
+            return await self._store_single(job, checked[0])
         return await self._store_grid(job, request, checked)
+
+    async def _load_mask(self, job: Job) -> Image.Image:
+        if not job.inputs:
+            raise EngineError(
+                ResultCode.INVALID_PARAMETER, "Vary (Region) needs a mask of the area to repaint."
+            )
+        data = await self.storage.get(input_key(job.inputs[0]))
+        if data is None:
+            raise EngineError(
+                ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND,
+                "The mask this job repaints with is no longer stored.",
+            )
+        return await asyncio.to_thread(lambda: Image.open(io.BytesIO(data)).copy())
+
+    async def _describe(self, job: Job, progress: Any) -> dict[str, Any]:
+        if not job.inputs:
+            raise EngineError(ResultCode.INVALID_PARAMETER, "There is no image to describe.")
+        image = await self._load(input_key(job.inputs[0]), "image")
+        return await describing.describe(self.engine, self.context.capabilities, image, progress)
 
     async def _copy_tile(self, job: Job, parent: Job) -> dict[str, Any]:
         assert job.tile is not None

@@ -52,6 +52,8 @@ class ImaginePrompt:
     """``"6"``, ``"5.2"``, ``"niji 6"`` or ``"niji"``; None: the server's default model."""
     speed: str | None = None
     """``"fast"``, ``"relax"`` or ``"turbo"``: a priority hint for the queue."""
+    zoom: float | None = None
+    """Custom Zoom's factor (``--zoom``, 1–2); None on any other prompt."""
 
     @property
     def text(self) -> str:
@@ -133,6 +135,8 @@ class ImaginePrompt:
             pieces.append(f"--{self.version}" if niji else f"--v {self.version}")
         if self.speed is not None:
             pieces.append(f"--{self.speed}")
+        if self.zoom is not None:
+            pieces.append(f"--zoom {format_number(self.zoom)}")
         return escape(" ".join(pieces))
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,6 +174,7 @@ class ImaginePrompt:
                 image_weight=float(data["image_weight"]),
                 version=None if data["version"] is None else str(data["version"]),
                 speed=None if data["speed"] is None else str(data["speed"]),
+                zoom=None if data.get("zoom") is None else float(data["zoom"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"Not a stored prompt: {exc}") from exc

@@ -27,6 +27,7 @@ ALIASES: dict[str, str] = {
     "v": "v", "version": "v",
     "niji": "niji", "seed": "seed", "stop": "stop", "iw": "iw", "style": "style",
     "tile": "tile", "no": "no", "fast": "fast", "relax": "relax", "turbo": "turbo",
+    "zoom": "zoom",
 }
 # fmt: on
 """Every accepted name → the canonical name used in messages and in normalised prompts."""
@@ -40,6 +41,8 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "seed": (0, 2**32 - 1),
 }
 IMAGE_WEIGHT_RANGE = (0.0, 3.0)
+ZOOM_RANGE = (1.0, 2.0)
+"""Custom Zoom's factor, as Midjourney takes it."""
 QUALITIES = (0.25, 0.5, 1.0, 2.0)
 STYLES = ("raw", "cute", "expressive", "original", "scenic", "4a", "4b", "4c")
 SPEEDS = ("fast", "relax", "turbo")
@@ -69,6 +72,7 @@ class Parameters:
     image_weight: float = 1.0
     version: str | None = None
     speed: str | None = None
+    zoom: float | None = None
     no: list[str] = field(default_factory=list)
 
 
@@ -144,6 +148,15 @@ def _image_weight(params: Parameters, values: Sequence[str]) -> None:
     params.image_weight = value + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
+def _zoom(params: Parameters, values: Sequence[str]) -> None:
+    low, high = ZOOM_RANGE
+    raw = _one_value("zoom", values, "1.5")
+    value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
+    if not low <= value <= high:
+        raise _invalid("zoom", f"must be a number from 1 to 2 (Custom Zoom), got {shown(raw)}")
+    params.zoom = value
+
+
 def _quality(params: Parameters, values: Sequence[str]) -> None:
     raw = _one_value("quality", values, ".5")
     value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
@@ -215,6 +228,7 @@ def _integer(name: str) -> Callable[[Parameters, Sequence[str]], None]:
 _APPLY: dict[str, Callable[[Parameters, Sequence[str]], None]] = {
     "ar": _aspect,
     "iw": _image_weight,
+    "zoom": _zoom,
     "quality": _quality,
     "style": _style,
     "v": _version,

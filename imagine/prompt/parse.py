@@ -84,6 +84,7 @@ def _parse_one(msg: str) -> tuple[ImaginePrompt, int]:
         image_weight=params.image_weight,
         version=params.version,
         speed=params.speed,
+        zoom=params.zoom,
     )
     return prompt, params.repeat
 

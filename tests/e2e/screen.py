@@ -22,8 +22,8 @@ UPSCALE_LABELS = {
     "⬆️",
     "⬇️",
     "Make Square",
-    "Upscale (2x)",
-    "Upscale (4x)",
+    "Upscale (Subtle)",
+    "Upscale (Creative)",
 }
 PRIMARY, SECONDARY = 1, 2
 TIMEOUT = 15.0

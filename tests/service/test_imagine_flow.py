@@ -22,7 +22,8 @@ def differ(a: Any, b: Any) -> float:
 async def test_imagine_returns_message_id_then_a_grid_with_nine_buttons(client: Client) -> None:
     accepted = await submit(client, "a lighthouse at dusk", ref="order-7")
     assert accepted["success"] is True
-    assert len(accepted["messageId"]) == 20
+    assert accepted["messageId"].isdigit()
+    assert len(accepted["messageId"]) == 33
     assert accepted["createdAt"].endswith("Z")
 
     done = await wait_done(client, accepted["messageId"])
@@ -124,15 +125,16 @@ async def test_every_post_upscale_button_works(client: Client) -> None:
     )
     source = await fetch_image(client, upscale["imageUrl"])
     for button in upscale["buttons"]:
+        if button == "Vary (Region)":
+            continue  # it takes a mask: pressed with one in tests/contract
         result = await wait_done(
             client, (await press(client, upscale["buttonMessageId"], button))["messageId"]
         )
         assert result["status"] == "done", (button, result)
         image = await fetch_image(client, result["imageUrl"])
         if button.startswith("Upscale"):
-            factor = int(button[-3])
-            assert image.size == (source.width * factor, source.height * factor)
-            assert "Upscale (2x)" not in result["buttons"]
+            assert image.size == (source.width * 2, source.height * 2)  # Subtle and Creative
+            assert not [b for b in result["buttons"] if b.startswith("Upscale")]
         elif button in ("⬅️", "➡️"):
             tile = await fetch_image(client, result["imageUrls"][0])
             assert tile.width / tile.height > source.width / source.height * 1.3

@@ -71,7 +71,7 @@ def test_buttons_follow_each_jobs_model(configured: str, version: str | None, ed
     assert ("V1" in grid) is edits
     editing = {"Vary (Strong)", "Vary (Subtle)", "Zoom Out 2x", "Zoom Out 1.5x", "⬅️", "Make Square"}
     assert editing & set(tile) == (editing if edits else set())
-    assert "Upscale (2x)" in tile
+    assert "Upscale (Subtle)" in tile
 
 
 async def test_an_edit_on_a_model_that_cannot_edit_is_refused_before_any_call(
@@ -115,5 +115,5 @@ async def test_through_the_service_each_jobs_buttons_follow_its_model(
 
     body = {"buttonMessageId": dalle["buttonMessageId"], "button": "U1"}
     tile = await finished(await client.post("/v2/button", json=body))
-    assert "Upscale (2x)" in tile["buttons"]
+    assert "Upscale (Subtle)" in tile["buttons"]
     assert not {"Vary (Strong)", "Vary (Subtle)", "Zoom Out 2x", "⬅️"} & set(tile["buttons"])
