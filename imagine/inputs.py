@@ -51,30 +51,45 @@ class Inputs:
                 )
             except FetchError as exc:
                 raise ServiceError(400, ResultCode.INVALID_LINK, str(exc)) from None
-            name = hashlib.sha256(data).hexdigest()[:32] + ".png"
-            task = self._storing.get(name)
-            if task is None:
-                try:
-                    if await self.storage.exists(input_key(name)):
-                        names[url] = name
-                        continue
-                except StorageError as exc:
-                    raise unavailable(f"{exc} The image from {url} cannot be kept.") from None
-                # its own task: a client that hangs up must not stop a write others wait for
-                task = asyncio.create_task(self._write(name, data))
-                self._storing[name] = task
-                task.add_done_callback(functools.partial(self._written, name))
-            try:
-                await asyncio.shield(task)
-            except ValueError as exc:  # each request is told of its own link, no one else's
-                raise ServiceError(
-                    400, ResultCode.INVALID_LINK, f"The link {url} cannot be used: {exc}."
-                ) from None
-            except StorageError as exc:
-                why = DISK_FULL if exc.disk_full else f"The image storage failed ({exc})"
-                raise unavailable(f"{why}, so the image from {url} cannot be kept.") from None
-            names[url] = name
+            names[url] = await self._keep(data, f"the link {url}", f"from {url}")
         return names
+
+    async def keep(self, data: bytes, what: str) -> str:
+        """Keep an image sent as bytes (a data URL, a mask); its stored name. ``what`` names it
+        in the error a client reads."""
+        if len(data) > self._max_bytes:
+            raise ServiceError(
+                400, ResultCode.INVALID_LINK,
+                f"{what[:1].upper()}{what[1:]} is {len(data) // 1024} KiB; the limit is "
+                f"{self._max_bytes // 1024} KiB.",
+            )  # fmt: skip
+        return await self._keep(data, what, "")
+
+    async def _keep(self, data: bytes, what: str, source: str) -> str:
+        """Decode once and store ``data``, or find it stored; its name."""
+        where = f" {source}" if source else ""
+        name = hashlib.sha256(data).hexdigest()[:32] + ".png"
+        task = self._storing.get(name)
+        if task is None:
+            try:
+                if await self.storage.exists(input_key(name)):
+                    return name
+            except StorageError as exc:
+                raise unavailable(f"{exc} The image{where} cannot be kept.") from None
+            # its own task: a client that hangs up must not stop a write others wait for
+            task = asyncio.create_task(self._write(name, data))
+            self._storing[name] = task
+            task.add_done_callback(functools.partial(self._written, name))
+        try:
+            await asyncio.shield(task)
+        except ValueError as exc:  # each request is told of its own image, no one else's
+            raise ServiceError(
+                400, ResultCode.INVALID_LINK, f"{what[:1].upper()}{what[1:]} cannot be used: {exc}."
+            ) from None
+        except StorageError as exc:
+            why = DISK_FULL if exc.disk_full else f"The image storage failed ({exc})"
+            raise unavailable(f"{why}, so the image{where} cannot be kept.") from None
+        return name
 
     def _written(self, name: str, task: asyncio.Task[None]) -> None:
         self._storing.pop(name, None)

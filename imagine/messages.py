@@ -39,8 +39,10 @@ def completed(job: Job, base_url: str) -> dict[str, Any]:
         "responseAt": iso(job.finished_at or job.created_at),
         "status": job.status.value,
         "seeds": list(job.result.get("seeds", [])) if job.status is JobStatus.DONE else [],
-        "button": None if job.action == "imagine" else job.action,
+        "button": None if job.action in ("imagine", "blend", "describe", "shorten") else job.action,
     }
+    if job.status is JobStatus.DONE and "prompts" in job.result:  # a describe's, a shorten's
+        message["content"] = list(job.result["prompts"])
     if job.status is JobStatus.DONE:
         message["prompt"] = job.prompt
         if "settings" in job.result:

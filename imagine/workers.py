@@ -53,6 +53,7 @@ class WorkerPool:
         *,
         device: str = "",
         on_done: Callable[[], None] = lambda: None,
+        on_start: Callable[[Job], None] = lambda job: None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -61,6 +62,8 @@ class WorkerPool:
         self.device = device
         self.on_done = on_done
         """Called after each finished job (its webhook is in the outbox)."""
+        self.on_start = on_start
+        """Called as each claimed job starts (a U1–U4 copy too)."""
         self.running: dict[int, tuple[Job, Lease]] = {}
         self._work = asyncio.Event()
         self.mark = new_mark()
@@ -152,6 +155,7 @@ class WorkerPool:
     async def run(self, number: int, job: Job, lease: Lease) -> None:
         """Run a claimed job, renewing its lease until it ends."""
         self.running[number] = (job, lease)
+        self.on_start(job)
         keeper = asyncio.create_task(self._keep(job, lease))
         try:
             await self.runner.run(job, lease)
