@@ -30,11 +30,14 @@ CUSTOM_ID_LIMIT = 100
 _ROW_GROUPS: tuple[tuple[str, ...], ...] = (
     ("U1", "U2", "U3", "U4", "🔄"),
     ("V1", "V2", "V3", "V4"),
-    ("Upscale (2x)", "Upscale (4x)"),
+    ("Upscale (Subtle)", "Upscale (Creative)", "Upscale (2x)", "Upscale (4x)"),
     ("Vary (Strong)", "Vary (Subtle)"),
     ("Zoom Out 2x", "Zoom Out 1.5x", "Make Square"),
     ("⬅️", "➡️", "⬆️", "⬇️"),
 )
+NEEDS_INPUT = frozenset({"Vary (Region)", "Custom Zoom"})
+"""Buttons that need more than a click (a painted mask; a factor and a prompt in a modal): not
+shown in Discord until the bot can ask for that; the API offers them to its other clients."""
 _PROMPT_IN_HEADLINE = re.compile(r"^\*\*(?P<prompt>.*?)\*\* - ", re.DOTALL)
 
 
@@ -44,7 +47,7 @@ def is_upscale(button: str) -> bool:
 
 def button_rows(buttons: Iterable[str]) -> list[list[str]]:
     """Midjourney's layout: known buttons in their rows (≤ 5 each), others after, ≤ 5 rows."""
-    offered = list(dict.fromkeys(buttons))
+    offered = [b for b in dict.fromkeys(buttons) if b not in NEEDS_INPUT]
     rows = [[b for b in group if b in offered] for group in _ROW_GROUPS]
     known = {b for group in _ROW_GROUPS for b in group}
     others = [b for b in offered if b not in known]

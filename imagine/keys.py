@@ -13,3 +13,5 @@ ENGINE = web.AppKey("engine", Engine)
 SERVICE = web.AppKey("service", ImagineService)
 CLOSE_CONNECTION = web.RequestKey("close_connection", bool)
 """Set on a request whose body could not be read: its connection is not reused."""
+TOKEN = web.RequestKey("token", str)
+"""The API token the request was let in with; absent without IMAGINE_API_TOKENS."""

@@ -1,10 +1,12 @@
-"""The OpenAPI 3.1 description of every route (a test keeps it true to the router)."""
+"""The OpenAPI 3.1 description of every route, both contracts (a test keeps it true to the
+router); midjourney-proxy's part is :mod:`imagine.edges.mj.schema`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from imagine import __version__
+from imagine.edges.mj import schema as mj
 
 _ERROR = {
     "type": "object",
@@ -48,7 +50,12 @@ _COMPLETED = {
         "imageUrls": {"type": "array", "items": {"type": "string"}},
         "buttonMessageId": {"type": "string"},
         "originatingMessageId": {"type": "string"},
-        "content": {"type": "string", "description": "The prompt, or a result code on failure."},
+        "content": {
+            "type": ["string", "array"],
+            "items": {"type": "string"},
+            "description": "The prompt, or a result code on failure; a describe's or a "
+            "shorten's prompts (a list).",
+        },
         "ref": {"type": "string"},
         "responseAt": {"type": "string"},
         "status": {"enum": ["done", "failed"]},
@@ -140,15 +147,136 @@ def spec(base_url: str) -> dict[str, Any]:
             "button": _TEXT,
             "ref": _TEXT,
             "webhookOverride": _TEXT,
+            "prompt": {
+                **_TEXT,
+                "description": "Remix: the new prompt (V, Vary, 🔄, pans, "
+                "Custom Zoom, Vary (Region))",
+            },
+            "mask": {
+                **_TEXT,
+                "description": "Vary (Region): a PNG as base64, white where to repaint",
+            },
+            "zoom": {"type": "number", "minimum": 1, "maximum": 2},
+            "ar": {**_TEXT, "description": "Custom Zoom: the new aspect ratio, like 16:9"},
         },
+    }
+    describe_body = {
+        "type": "object",
+        "properties": {"url": _TEXT, "base64": _TEXT, "ref": _TEXT, "webhookOverride": _TEXT},
+    }
+    shorten_body = {
+        "type": "object",
+        "required": ["prompt"],
+        "properties": {"prompt": _TEXT, "ref": _TEXT, "webhookOverride": _TEXT},
+    }
+    settings_answer = {
+        "type": "object",
+        "required": ["success", "settings"],
+        "properties": {"success": {"const": True}, "settings": {"type": "object"}},
+    }
+    info_get = {
+        "summary": "Queue, engine and version",
+        "parameters": [{"name": "user", "in": "query", "required": False, "schema": _TEXT}],
+        "responses": _responses({"type": "object", "required": ["engine", "queued", "running"]}),
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Imagine API (TheNextLeg v2 contract)", "version": __version__},
+        "info": {
+            "title": "Imagine API (TheNextLeg v2 and midjourney-proxy contracts)",
+            "version": __version__,
+        },
         "servers": [{"url": base_url}],
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "mjApiSecret": mj.SECURITY_SCHEME,
+            }
+        },
         "security": [{"bearer": []}],
         "paths": {
+            **mj.paths(),
+            "/v2/describe": {
+                "post": {
+                    "summary": "Four prompts read in an image (url, or base64)",
+                    "parameters": [_ENCODING],
+                    "requestBody": {"required": True, **_json(describe_body)},
+                    "responses": _responses(_ACCEPTED, 400, 413, 415, 429),
+                }
+            },
+            "/v2/shorten": {
+                "post": {
+                    "summary": "Which words of a prompt count, and shorter prompts",
+                    "parameters": [_ENCODING],
+                    "requestBody": {"required": True, **_json(shorten_body)},
+                    "responses": _responses(_ACCEPTED, 400, 413, 415, 429),
+                }
+            },
+            "/v2/seed": {
+                "post": {
+                    "summary": "The seed of a job",
+                    "parameters": [_ENCODING],
+                    "requestBody": {
+                        "required": True,
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["messageId"],
+                                "properties": {"messageId": _TEXT},
+                            }
+                        ),
+                    },
+                    "responses": _responses(
+                        {"type": "object", "required": ["success", "seed"]}, 400, 404, 413, 415
+                    ),
+                }
+            },
+            "/v2/is-this-naughty": {
+                "post": {
+                    "summary": "Whether the prefilter refuses a prompt, and for which phrase",
+                    "parameters": [_ENCODING],
+                    "requestBody": {
+                        "required": True,
+                        **_json(
+                            {"type": "object", "required": ["msg"], "properties": {"msg": _TEXT}}
+                        ),
+                    },
+                    "responses": _responses(
+                        {
+                            "type": "object",
+                            "required": ["isNaughty", "phrase"],
+                            "properties": {
+                                "isNaughty": {"type": "boolean"},
+                                "phrase": {"type": ["string", "null"]},
+                            },
+                        },
+                        400,
+                        413,
+                        415,
+                    ),
+                }
+            },
+            "/v2/settings": {
+                "get": {
+                    "summary": "This token's defaults for its later jobs",
+                    "responses": _responses(settings_answer),
+                },
+                "post": {
+                    "summary": "Toggle one default (fast, relax, turbo, remix, raw, stylize "
+                    "low/med/high/very high, version N, reset)",
+                    "parameters": [_ENCODING],
+                    "requestBody": {
+                        "required": True,
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["settingsToggle"],
+                                "properties": {"settingsToggle": _TEXT},
+                            }
+                        ),
+                    },
+                    "responses": _responses(settings_answer, 400, 413, 415),
+                },
+            },
             "/v2/imagine": {
                 "post": {
                     "summary": "Start an imagine job from a prompt",
@@ -188,17 +316,7 @@ def spec(base_url: str) -> dict[str, Any]:
                     "responses": _responses(_PROGRESS, 400, 404),
                 }
             },
-            "/v2/info": {
-                "get": {
-                    "summary": "Queue, engine and version",
-                    "parameters": [
-                        {"name": "user", "in": "query", "required": False, "schema": _TEXT}
-                    ],
-                    "responses": _responses(
-                        {"type": "object", "required": ["engine", "queued", "running"]}
-                    ),
-                }
-            },
+            "/v2/info": {"get": info_get, "post": {**info_get, "parameters": [_ENCODING]}},
             "/health": {
                 "get": {
                     "summary": "Liveness (no auth)",
