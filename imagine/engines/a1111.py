@@ -73,6 +73,7 @@ class A1111Engine:
             multiple=8,
             default_steps=DEFAULT_STEPS,
             default_guidance=DEFAULT_GUIDANCE,
+            describe=True,
         )
 
     @classmethod
@@ -259,6 +260,52 @@ class A1111Engine:
         progress(1.0, None)
         size = (image.width * factor, image.height * factor)
         return await asyncio.to_thread(lambda: imagecodec.fit(result.convert("RGB"), *size))
+
+    async def describe(
+        self, image: Image.Image, count: int, progress: ProgressCallback
+    ) -> list[str]:
+        """/describe through the WebUI's interrogators: CLIP's caption, and DeepDanbooru's tags
+        where the WebUI has them (its absence costs the tags only). Four prompts from those."""
+        progress(0.0, None)
+        encoded = await asyncio.to_thread(imagecodec.png_base64, image)
+        answer = await self.service.json(
+            "POST", "/sdapi/v1/interrogate", json_body={"image": encoded, "model": "clip"},
+            long=True,
+        )  # fmt: skip
+        caption = answer.get("caption") if isinstance(answer, dict) else None
+        if not isinstance(caption, str) or not caption.strip():
+            raise self.service.malformed("the interrogate answer has no caption")
+        progress(0.5, None)
+        tags: list[str] = []
+        try:
+            booru = await self.service.json(
+                "POST", "/sdapi/v1/interrogate",
+                json_body={"image": encoded, "model": "deepdanbooru"}, long=True, retry=False,
+            )  # fmt: skip
+            raw = booru.get("caption") if isinstance(booru, dict) else None
+            if isinstance(raw, str):
+                tags = [t.strip().replace("_", " ") for t in raw.split(",") if t.strip()]
+        except EngineError as exc:  # a WebUI without DeepDanbooru: the caption alone
+            log.info("AUTOMATIC1111: no DeepDanbooru tags (%s)", exc.message)
+        progress(1.0, None)
+        return _prompts(caption, tags, count)
+
+
+def _prompts(caption: str, tags: list[str], count: int) -> list[str]:
+    """``count`` distinct prompts from one caption (CLIP's: "a cat, by an artist, …") and tags."""
+    clauses = [c.strip() for c in caption.split(",") if c.strip()]
+    subject = clauses[0] if clauses else caption.strip()
+    found = [
+        ", ".join(clauses),
+        ", ".join([subject, *tags[:8]]) if tags else ", ".join(clauses[:3]),
+        ", ".join([subject, *clauses[-2:]]) if len(clauses) > 2 else f"{subject}, detailed",
+        ", ".join([subject, *tags[8:14]]) if len(tags) > 8 else f"{subject}, cinematic lighting",
+        subject,
+        f"{subject}, soft light",
+        f"a photo of {subject}",
+    ]
+    unique = list(dict.fromkeys(p for p in found if p))
+    return unique[:count]
 
 
 def _info(raw: Any) -> dict[str, Any]:

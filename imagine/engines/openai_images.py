@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -31,6 +32,8 @@ from imagine.engines.remote_settings import parse_url
 from imagine.settings import Settings
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_VISION_MODEL = "gpt-4o-mini"
+"""The chat model /describe asks (OPENAI_VISION_MODEL; empty: no /describe)."""
 DEFAULT_MODEL = "gpt-image-1"
 MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 
@@ -92,8 +95,10 @@ class OpenAIEngine:
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
         poll_interval: float = 1.0,
+        vision_model: str = DEFAULT_VISION_MODEL,
     ) -> None:
         self.model = model
+        self.vision_model = vision_model
         self.poll_interval = poll_interval
         self.service = RemoteService(
             "OpenAI",
@@ -112,6 +117,7 @@ class OpenAIEngine:
             outpaint=can_edit(model),
             upscale=False,
             seeds=False,
+            describe=bool(vision_model),
             notes=(
                 "OpenAI does not support seeds: --seed is ignored.",
                 "Upscale enlarges with a plain resize on this engine (no upscaling model).",
@@ -131,6 +137,7 @@ class OpenAIEngine:
             ),
             model=env.get("OPENAI_IMAGE_MODEL", "").strip() or settings.model or DEFAULT_MODEL,
             timeouts=Timeouts(render=settings.job_timeout),
+            vision_model=env.get("OPENAI_VISION_MODEL", DEFAULT_VISION_MODEL).strip(),
         )
 
     @property
@@ -226,6 +233,35 @@ class OpenAIEngine:
             raise self.service.malformed(f"the answer does not hold {fields['n']} b64_json images")
         return [str(e) for e in encoded]
 
+    async def describe(
+        self, image: Image.Image, count: int, progress: ProgressCallback
+    ) -> list[str]:
+        """/describe through a vision model (OPENAI_VISION_MODEL) on chat completions."""
+        progress(0.0, None)
+        encoded = await asyncio.to_thread(imagecodec.png_base64, image)
+        body = {
+            "model": self.vision_model,
+            "max_tokens": 120 * count,
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": DESCRIBE_ASK.format(count=count)},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{encoded}"}},
+            ]}],
+        }  # fmt: skip
+        answer = await self.service.json(
+            "POST", "/chat/completions", json_body=body, long=True, submit=True
+        )
+        try:
+            text = answer["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise self.service.malformed("the chat answer has no message") from None
+        prompts = prompts_in(text if isinstance(text, str) else "", count)
+        if len(prompts) < count:
+            raise self.service.malformed(
+                f"the vision model wrote {len(prompts)} of {count} prompts"
+            )
+        progress(1.0, None)
+        return prompts
+
     async def upscale(
         self, image: Image.Image, factor: int, progress: ProgressCallback
     ) -> Image.Image:
@@ -233,6 +269,25 @@ class OpenAIEngine:
         result = await asyncio.to_thread(imagecodec.enlarge, image, factor)
         progress(1.0, None)
         return result
+
+
+DESCRIBE_ASK = (
+    "Write {count} different prompts for an image generator (Midjourney style) that could have "
+    "made this image: the subject, the medium, the style, the light and the composition, comma-"
+    "separated. One prompt per line, no numbers, no quotes, no parameters, nothing else."
+)
+
+
+def prompts_in(text: str, count: int) -> list[str]:
+    """The prompts of a chat answer, one per line, without the numbering or quotes a model may
+    add anyway."""
+    found = []
+    for line in text.splitlines():
+        cleaned = re.sub(r"^\s*(?:[-*•]|\d+[.):]|prompt\s*\d*\s*:)\s*", "", line, flags=re.I)
+        cleaned = cleaned.strip().strip('"“”').strip()
+        if cleaned and cleaned not in found:
+            found.append(cleaned)
+    return found[:count]
 
 
 def _edit_files(request: GenerateRequest) -> dict[str, FilePart]:

@@ -27,6 +27,8 @@ class A1111Stub(StubServer):
         self.renders = 0
         """Batches rendered (each costs the GPU the whole render)."""
         self.interrupted = asyncio.Event()
+        self.booru = True
+        """Whether the WebUI has DeepDanbooru (an extension some installs lack: then a 500)."""
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -35,6 +37,7 @@ class A1111Stub(StubServer):
             web.post("/sdapi/v1/img2img", self.render),
             web.post("/sdapi/v1/interrupt", self.interrupt),
             web.post("/sdapi/v1/extra-single-image", self.extras),
+            web.post("/sdapi/v1/interrogate", self.interrogate),
         ]
 
     def _authorised(self, request: web.Request) -> bool:
@@ -92,6 +95,20 @@ class A1111Stub(StubServer):
     async def interrupt(self, request: web.Request) -> web.Response:
         self.interrupted.set()
         return web.json_response(None)
+
+    async def interrogate(self, request: web.Request) -> web.Response:
+        """The WebUI's shape: {"caption": str}, CLIP's a sentence, DeepDanbooru's tags."""
+        body = self.bodies[request.path][-1]
+        source = unb64(body["image"])
+        red = source.convert("RGB").getpixel((0, 0))[0] > 127
+        if body.get("model") == "deepdanbooru":
+            if not self.booru:
+                return web.json_response({"detail": "deepdanbooru is not installed"}, status=500)
+            return web.json_response(
+                {"caption": "no_humans, red_theme, still_life, simple_background"}
+            )
+        subject = "a red square on a table" if red else "a blue square on a table"
+        return web.json_response({"caption": f"{subject}, by an unknown artist, flat colours"})
 
     async def extras(self, request: web.Request) -> web.Response:
         if not self._authorised(request):

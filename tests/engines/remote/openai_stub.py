@@ -62,7 +62,25 @@ class OpenAIStub(StubServer):
         return [
             web.post("/v1/images/generations", self.generations),
             web.post("/v1/images/edits", self.edits),
+            web.post("/v1/chat/completions", self.chat),
         ]
+
+    async def chat(self, request: web.Request) -> web.Response:
+        """Chat completions' shape, as a vision model answers (numbering and all)."""
+        if request.headers.get("Authorization") != f"Bearer {self.key}":
+            return web.json_response(BAD_KEY, status=401)
+        lines = (
+            '1. a red kite over a beach, watercolour\n2) "a kite, bright afternoon light"\n'
+            "- red kite, sand, sea, soft focus\nPrompt 4: a child's kite in the wind, photo\n"
+        )
+        message = {"role": "assistant", "content": lines}
+        return web.json_response(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            }
+        )
 
     def _answer(self, request: web.Request, fields: dict[str, Any]) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {self.key}":

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from PIL import Image
 
 from imagine.codes import ResultCode
 from imagine.engines import create_engine
@@ -248,3 +249,29 @@ def test_from_settings_reads_its_variables(settings: Settings) -> None:
     assert engine.service.headers["Authorization"] == "Basic Ym9iOnB3"  # bob:pw
     with pytest.raises(EngineUnavailable, match="user:password"):
         create_engine(settings.with_(engine="a1111", environ=env | {"A1111_AUTH": "bob"}))
+
+
+async def test_describe_reads_the_clip_caption_and_the_tags(
+    stub_and_engine: tuple[A1111Stub, A1111Engine],
+) -> None:
+    stub, engine = stub_and_engine
+    assert engine.capabilities.describe
+    red = Image.new("RGB", (64, 48), (220, 20, 20))
+    prompts = await engine.describe(red, 4, ProgressLog())
+    assert len(prompts) == 4
+    assert len(set(prompts)) == 4
+    assert all(p.startswith("a red square on a table") for p in prompts)
+    assert any("still life" in p for p in prompts)  # DeepDanbooru's tags, underscores read
+    sent = stub.bodies["/sdapi/v1/interrogate"]
+    assert [b["model"] for b in sent] == ["clip", "deepdanbooru"]
+    assert unb64(sent[0]["image"]).size == (64, 48)
+
+
+async def test_describe_without_deepdanbooru_still_gives_four_prompts(
+    stub_and_engine: tuple[A1111Stub, A1111Engine],
+) -> None:
+    stub, engine = stub_and_engine
+    stub.booru = False
+    prompts = await engine.describe(Image.new("RGB", (32, 32), "navy"), 4, ProgressLog())
+    assert len(set(prompts)) == 4
+    assert all("blue square" in p for p in prompts)

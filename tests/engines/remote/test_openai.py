@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from PIL import Image
 
 from imagine.codes import ResultCode
 from imagine.engines import create_engine
@@ -267,3 +268,27 @@ def test_from_settings_reads_its_variables(settings: Settings) -> None:
     engine = create_engine(settings.with_(engine="openai", environ=env))
     assert isinstance(engine, OpenAIEngine)
     assert (engine.service.base_url, engine.model) == ("http://127.0.0.1:9999/v1", "dall-e-2")
+
+
+async def test_describe_asks_a_vision_model_and_reads_four_prompts(
+    stub_and_engine: tuple[OpenAIStub, OpenAIEngine],
+) -> None:
+    stub, engine = stub_and_engine
+    assert engine.capabilities.describe
+    prompts = await engine.describe(Image.new("RGB", (40, 30), "red"), 4, ProgressLog())
+    assert prompts == [
+        "a red kite over a beach, watercolour",
+        "a kite, bright afternoon light",
+        "red kite, sand, sea, soft focus",
+        "a child's kite in the wind, photo",
+    ]
+    (sent,) = stub.bodies["/v1/chat/completions"]
+    assert sent["model"] == "gpt-4o-mini"
+    image_part = sent["messages"][0]["content"][1]
+    assert image_part["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+async def test_describe_is_off_without_a_vision_model(serve: StartStub[OpenAIStub]) -> None:
+    engine = engine_for(await serve(OpenAIStub()), vision_model="")
+    assert not engine.capabilities.describe
+    await engine.close()
