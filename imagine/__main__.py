@@ -27,7 +27,7 @@ from imagine import logs
 from imagine.app import running_service
 from imagine.engines import create_engine
 from imagine.engines.base import EngineUnavailable
-from imagine.runner import image_key
+from imagine.previews import image_key
 from imagine.server import ConfigError, start_service
 from imagine.service import ServiceError
 from imagine.settings import Settings, SettingsError

@@ -22,7 +22,7 @@ from imagine.engines.base import Engine
 from imagine.keys import ENGINE, SERVICE, SETTINGS
 from imagine.openapi import spec
 from imagine.prefilter import Prefilter
-from imagine.runner import image_key
+from imagine.previews import image_key
 from imagine.service import ImagineService, ServiceError
 from imagine.settings import Settings
 from imagine.storage import check_key, open_storage

@@ -8,7 +8,7 @@ from imagine.codes import EXPLANATIONS
 from imagine.jobs import Job, JobStatus, iso
 
 if TYPE_CHECKING:
-    from imagine.runner import RunState
+    from imagine.previews import RunState
 
 
 def image_url(base_url: str, job_id: str, name: str) -> str:

@@ -12,48 +12,30 @@ import functools
 import io
 import logging
 import os
-import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
 
 from imagine import actions, describing, images
 from imagine.codes import ResultCode
-from imagine.engines.base import Engine, EngineCancelled, EngineError, GenerateRequest
+from imagine.engines.base import (
+    Engine,
+    EngineCancelled,
+    EngineError,
+    GenerateRequest,
+    ProgressCallback,
+)
 from imagine.errors import DISK_FULL
 from imagine.inputs import input_key
 from imagine.jobs import Job, JobStatus, utcnow
+from imagine.previews import Previews, RunState, image_key
 from imagine.prompt import ImaginePrompt, image_strength
 from imagine.storage import ImageStorage, StorageError
 from imagine.store import Fenced, JobStore, Lease, StoreUnavailable
 
 log = logging.getLogger(__name__)
-
-PREVIEW_EVERY = 1.0  # seconds between preview files
-PREVIEW_SIDE = 384
-
-
-@dataclass
-class RunState:
-    """What a running job shows to pollers; written from the engine's thread."""
-
-    job_id: str
-    fraction: float = 0.0
-    preview: str | None = None
-    previews: int = 0
-    last_preview: float = 0.0
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    lost: bool = False
-    """The lease was lost (another worker has the job): stop, and save nothing."""
-
-
-def image_key(job_id: str, name: str) -> str:
-    """Where a job's image lives in the storage: under the job's id."""
-    return f"images/{job_id}/{name}"
 
 
 class Runner:
@@ -74,48 +56,13 @@ class Runner:
         self.context = context
         self.timeout = timeout
         self.states: dict[str, RunState] = {}
-        self._previews: set[asyncio.Future[None]] = set()
+        self.previews = Previews(storage)
         self.unsaved: dict[str, tuple[Job, JobStatus, Lease | None]] = {}
         """Jobs that ended while the database could not be written, with the status it still
         has for them: answered from here, and saved as soon as it can be written again."""
 
-    def _progress(self, job_id: str, state: RunState) -> Any:
-        loop = asyncio.get_running_loop()
-
-        def progress(fraction: float, preview: Image.Image | None = None) -> None:
-            if state.cancelled.is_set():
-                raise EngineCancelled(job_id)
-            state.fraction = max(state.fraction, min(1.0, float(fraction)))
-            now = time.monotonic()
-            if preview is not None and now - state.last_preview >= PREVIEW_EVERY:
-                state.last_preview = now
-                name = f"preview-{state.previews}.jpg"
-                state.previews += 1
-                try:
-                    asyncio.get_running_loop()
-                except RuntimeError:  # an engine's worker thread: encode right here
-                    data = _preview_jpeg(state, preview)
-                    if data is not None:
-                        asyncio.run_coroutine_threadsafe(self._put_preview(state, name, data), loop)
-                else:  # a remote engine calls from the event loop: encode off it
-                    task = loop.create_task(self._encode_preview(state, preview.copy(), name))
-                    self._previews.add(task)
-                    task.add_done_callback(self._previews.discard)
-
-        return progress
-
-    async def _encode_preview(self, state: RunState, preview: Image.Image, name: str) -> None:
-        data = await asyncio.to_thread(_preview_jpeg, state, preview)
-        if data is not None:
-            await self._put_preview(state, name, data)
-
-    async def _put_preview(self, state: RunState, name: str, data: bytes) -> None:
-        try:
-            await self.storage.put(image_key(state.job_id, name), data, "image/jpeg")
-        except Exception:  # a preview is a nicety: never let it fail the job
-            log.warning("job %s: preview %s could not be stored", state.job_id, name, exc_info=True)
-            return
-        state.preview = name  # only once the file is there
+    def _progress(self, job_id: str, state: RunState) -> ProgressCallback:
+        return self.previews.callback(job_id, state)
 
     async def run(self, job: Job, lease: Lease | None = None) -> Job:
         """Run ``job`` (already marked running, held by ``lease``) to its end and save it; never
@@ -392,16 +339,6 @@ class Runner:
         if blocked:
             result["blocked"] = blocked
         return result
-
-
-def _preview_jpeg(state: RunState, preview: Image.Image) -> bytes | None:
-    try:
-        small = preview.copy()
-        small.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
-        return images.jpeg_bytes(small, quality=80)
-    except Exception:  # a preview is a nicety: never let it fail the job
-        log.warning("job %s: a preview could not be encoded", state.job_id, exc_info=True)
-        return None
 
 
 def _tile_of(button: str) -> int | None:

@@ -15,7 +15,7 @@ from imagine.fairqueue import positions
 from imagine.jobs import Job, JobStatus, utcnow
 from imagine.limits import belongs_to, owner_of, token_scope
 from imagine.messages import completed, running
-from imagine.runner import RunState
+from imagine.previews import RunState
 from imagine.service import defaults
 from imagine.service.presses import Presses
 from imagine.store import Modal, StoreUnavailable

@@ -19,8 +19,9 @@ from imagine.engines.base import Capabilities, Engine, GenerateRequest, Progress
 from imagine.engines.placeholder import PlaceholderEngine
 from imagine.jobs import Job, JobStatus
 from imagine.netguard import UrlPolicy
+from imagine.previews import image_key
 from imagine.prompt import parse
-from imagine.runner import Runner, image_key
+from imagine.runner import Runner
 from imagine.storage import LocalStorage
 from imagine.store import Fenced, JobStore, SQLiteStore, StoreUnavailable, open_store
 from imagine.webhooks import IDEMPOTENCY_HEADER, WebhookSender

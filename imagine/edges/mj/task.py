@@ -17,7 +17,7 @@ from imagine.messages import image_url
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from imagine.runner import RunState
+    from imagine.previews import RunState
     from imagine.store import Modal
 
 ACTIONS = {
