@@ -146,7 +146,9 @@ class Presses(Submissions):
         quota: Quota | None = None
         if actions.needs_engine(button):  # U1–U4 only share a file: nothing to wait for
             quota = self.limits.quota(charged, token, waiting=1, limit=None)
-        inputs = parent.inputs if button == "🔄" else None  # 🔄 re-rolls image prompts too
+        # 🔄 re-rolls a prompt's image prompts too (never a Vary (Region)'s mask)
+        fresh = button == "🔄" and actions.fresh_render(parent.action)
+        inputs = parent.inputs if fresh else None
         if mask is not None:
             if quota is not None:
                 await self._precheck(quota, 1)

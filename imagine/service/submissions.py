@@ -98,6 +98,7 @@ class Submissions(ServiceCore):
         images: Sequence[bytes] = (),
         speed: str | None = None,
         contract: str = "v2",
+        action: str = "imagine",
     ) -> list[Job]:
         """Accept ``msg`` as one job per prompt it expands to. ``content``: what the completed
         message shows as the prompt (default: ``msg`` without its leading image links).
@@ -133,7 +134,7 @@ class Submissions(ServiceCore):
             shown = content if content is not None and len(prompts) == 1 else None
             jobs.append(
                 self._new_job(
-                    action="imagine",
+                    action=action,
                     owner=quota.owner,
                     content=shown if shown is not None else _content(prompt, msg, len(prompts)),
                     prompt=prompt,
@@ -185,7 +186,7 @@ class Submissions(ServiceCore):
         msg = " ".join([*urls, f"--ar {shape}"])
         return await self.imagine(
             msg, ref=ref, webhook=webhook, token=token, max_unfinished=max_unfinished,
-            content=msg, images=images, speed=speed, contract=contract,
+            content=msg, images=images, speed=speed, contract=contract, action="blend",
         )  # fmt: skip
 
     def _describes(self) -> None:
@@ -299,7 +300,7 @@ class Submissions(ServiceCore):
             prompt = dataclasses.replace(prompt, speed=speed)
         seeds: tuple[int, ...] = ()
         if actions.needs_engine(action) and action not in actions.UPSCALE_FACTORS:
-            fixed = prompt.seed is not None and action == "imagine"
+            fixed = prompt.seed is not None and action in ("imagine", "blend")
             base = prompt.seed if fixed and prompt.seed is not None else secrets.randbelow(2**32)
             seeds = tile_seeds(dataclasses.replace(prompt, seed=base), count=4)
         return Job(

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from PIL import Image
 from yarl import URL
 
+from imagine.keys import SERVICE
 from imagine.webhooks import SIGNATURE_HEADER, sign
 from tests.backends import on_both_databases as backend  # noqa: F401 (a fixture: every test on each)
 from tests.contract.newapi import NewApi, data_url, decode_envelope, decode_task
@@ -286,3 +287,66 @@ async def test_v2_gets_the_new_tools_too(make_client: ClientFactory) -> None:
     result = await wait_done(client, (await described.json())["messageId"])
     assert isinstance(result["content"], list)
     assert len(result["content"]) == 4
+
+
+async def test_one_u_pressed_fifty_times_through_both_contracts_is_one_upscale(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client()
+    relay = NewApi(client)
+    task = await relay.finished(await relay.accepted("imagine", {"prompt": "a lamp"}))
+    custom_id = relay.button(task, ":upsample::3")
+    v2_body = {"buttonMessageId": task["properties"]["messageHash"], "button": "U3"}
+
+    async def by_mj() -> str | None:
+        answer = await relay.submit("action", {"taskId": task["id"], "customId": custom_id})
+        assert answer["code"] in (1, 21, 22), answer
+        return str(answer["result"])
+
+    async def by_v2() -> str | None:
+        response = await client.post("/v2/button", json=v2_body)
+        data = await response.json()
+        assert response.status in (200, 409), data
+        return str(data["messageId"])
+
+    results = await asyncio.gather(*(by_mj() if n % 2 else by_v2() for n in range(50)))
+    assert len(set(results)) == 1  # every press names the one upscale
+    (upscale,) = await relay.poll(list(set(results)))
+    assert upscale["action"] == "UPSCALE"
+
+
+async def test_a_burst_of_submits_with_data_urls_keeps_every_task(
+    make_client: ClientFactory,
+) -> None:
+    relay = NewApi(await make_client())
+    picture = data_url(Image.new("RGB", (64, 64), "olive"))
+    answers = await asyncio.gather(*(
+        relay.submit("imagine", {"prompt": f"a pond {n}", "base64Array": [picture]})
+        for n in range(60)
+    ))  # fmt: skip
+    ids = [a["result"] for a in answers if a["code"] in (1, 22)]
+    assert len(ids) == 60
+    assert len(set(ids)) == 60
+    listed = await relay.poll(ids)
+    assert sorted(t["id"] for t in listed) == sorted(ids)
+    assert all(t["prompt"].startswith("a pond") for t in listed)
+
+
+async def test_a_region_grid_rerolls_its_prompt_not_its_mask(make_client: ClientFactory) -> None:
+    client = await make_client()
+    relay = NewApi(client)
+    grid = await relay.finished(await relay.accepted("imagine", {"prompt": "a field"}))
+    up = await relay.finished(await relay.accepted(
+        "action", {"taskId": grid["id"], "customId": relay.button(grid, ":upsample::1")}))  # fmt: skip
+    opened = await relay.submit("action", {"taskId": up["id"],
+                                           "customId": relay.button(up, "Inpaint")})  # fmt: skip
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 32, 32))
+    region = await relay.finished(await relay.accepted(
+        "modal", {"taskId": opened["result"], "maskBase64": data_url(mask)}))  # fmt: skip
+    assert region["prompt"] == "a field"  # an empty modal prompt keeps the offered one
+    rerolled = await relay.finished(await relay.accepted(
+        "action", {"taskId": region["id"], "customId": relay.button(region, "reroll")}))  # fmt: skip
+    assert rerolled["status"] == "SUCCESS"
+    store = client.app[SERVICE].store
+    assert (await store.get(rerolled["id"])).inputs == []

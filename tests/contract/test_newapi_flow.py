@@ -96,6 +96,7 @@ async def test_the_relay_flow_end_to_end(relay: NewApi) -> None:
         "base64Array": [data_url(picture), data_url(Image.new("RGB", (64, 64), "navy"))],
         "dimensions": "PORTRAIT"}))  # fmt: skip
     assert blend["status"] == "SUCCESS"
+    assert blend["action"] == "BLEND"
     tile = await image_of(relay, blend["properties"]["imageUrls"][0])
     assert tile.width * 3 == tile.height * 2
 
