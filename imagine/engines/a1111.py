@@ -25,6 +25,7 @@ from imagine.engines.base import (
     GenerateRequest,
     ProgressCallback,
 )
+from imagine.engines.captions import prompt_variants
 from imagine.engines.remote import Hints, RemoteService, RetryPolicy, Timeouts
 from imagine.engines.remote_jobs import (
     ProgressReporter,
@@ -288,24 +289,7 @@ class A1111Engine:
         except EngineError as exc:  # a WebUI without DeepDanbooru: the caption alone
             log.info("AUTOMATIC1111: no DeepDanbooru tags (%s)", exc.message)
         progress(1.0, None)
-        return _prompts(caption, tags, count)
-
-
-def _prompts(caption: str, tags: list[str], count: int) -> list[str]:
-    """``count`` distinct prompts from one caption (CLIP's: "a cat, by an artist, …") and tags."""
-    clauses = [c.strip() for c in caption.split(",") if c.strip()]
-    subject = clauses[0] if clauses else caption.strip()
-    found = [
-        ", ".join(clauses),
-        ", ".join([subject, *tags[:8]]) if tags else ", ".join(clauses[:3]),
-        ", ".join([subject, *clauses[-2:]]) if len(clauses) > 2 else f"{subject}, detailed",
-        ", ".join([subject, *tags[8:14]]) if len(tags) > 8 else f"{subject}, cinematic lighting",
-        subject,
-        f"{subject}, soft light",
-        f"a photo of {subject}",
-    ]
-    unique = list(dict.fromkeys(p for p in found if p))
-    return unique[:count]
+        return prompt_variants(caption, tags, count)
 
 
 def _info(raw: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ A cancel, a timeout, a faulted or an impossible request deletes the request on t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any, Self
 
@@ -23,6 +24,7 @@ from imagine.engines.base import (
     GenerateRequest,
     ProgressCallback,
 )
+from imagine.engines.captions import interrogated, prompt_variants
 from imagine.engines.remote import Hints, RemoteService, RetryPolicy, Timeouts
 from imagine.engines.remote_jobs import ProgressReporter, seed_runs, stop_quietly
 from imagine.engines.remote_settings import env_int, parse_url
@@ -66,6 +68,7 @@ class HordeEngine:
             native_size=native_size,
             multiple=64,
             upscale=False,
+            describe=True,
             # What --quality / --stylize scale; guidance is the Horde API's cfg_scale default (5),
             # so --stylize 100 and no --stylize ask for the same thing.
             default_steps=30,
@@ -297,6 +300,57 @@ class HordeEngine:
     async def _delete(self, pending: list[str]) -> None:
         for request_id in pending:
             await self.service.request("DELETE", f"/v2/generate/status/{request_id}", retry=False)
+
+    async def describe(
+        self, image: Image.Image, count: int, progress: ProgressCallback
+    ) -> list[str]:
+        """/describe through the Horde's interrogation: a caption and CLIP's tags, from a
+        volunteer's worker, polled like a generation (and deleted if it does not finish)."""
+        progress(0.0, None)
+        payload = {
+            "source_image": await asyncio.to_thread(imagecodec.webp_base64, image),
+            "forms": [{"name": "caption"}, {"name": "interrogation"}],
+        }
+        answer = await self.service.json(
+            "POST", "/v2/interrogate/async", json_body=payload, submit=True
+        )
+        request_id = answer.get("id") if isinstance(answer, dict) else None
+        if not isinstance(request_id, str) or not request_id:
+            raise self.service.malformed("/v2/interrogate/async did not return an id")
+        try:
+            status = await self._interrogation(request_id, progress)
+        except BaseException:  # a timeout or a stop: the volunteers need not finish it
+            with contextlib.suppress(EngineError):
+                await self.service.request(
+                    "DELETE", f"/v2/interrogate/status/{request_id}", retry=False
+                )
+            raise
+        caption, tags = interrogated(status)
+        if not caption:
+            raise self.service.malformed("the interrogation has no caption")
+        progress(1.0, None)
+        return prompt_variants(caption, tags, count)
+
+    async def _interrogation(self, request_id: str, progress: ProgressCallback) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.service.timeouts.render
+        while True:
+            status = await self.service.json("GET", f"/v2/interrogate/status/{request_id}")
+            state = status.get("state") if isinstance(status, dict) else None
+            if state == "done":
+                return dict(status)
+            if state in ("faulted", "cancelled"):
+                raise EngineError(
+                    ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND,
+                    f"AI Horde could not describe the image (the interrogation {state}).",
+                )
+            if loop.time() > deadline:
+                raise EngineError(
+                    ResultCode.BOT_TOOK_TOO_LONG_TO_PROCESS_YOUR_COMMAND,
+                    "AI Horde took too long to describe the image; try again later.",
+                )
+            progress(0.3, None)
+            await asyncio.sleep(self.poll_interval)
 
     async def upscale(
         self, image: Image.Image, factor: int, progress: ProgressCallback

@@ -38,7 +38,37 @@ class HordeStub(StubServer):
             web.get("/api/v2/generate/status/{id}", self.status),
             web.delete("/api/v2/generate/status/{id}", self.cancel),
             web.get("/r2/{name}", self.download),
+            web.post("/api/v2/interrogate/async", self.interrogate),
+            web.get("/api/v2/interrogate/status/{id}", self.interrogation),
+            web.delete("/api/v2/interrogate/status/{id}", self.drop_interrogation),
         ]
+
+    interrogations_waiting = 1
+    """Status polls an interrogation stays "processing" before it is done."""
+    interrogation_state = "done"
+
+    async def interrogate(self, request: web.Request) -> web.Response:
+        self.polls = 0
+        return web.json_response({"id": "int-1"}, status=202)
+
+    async def interrogation(self, request: web.Request) -> web.Response:
+        """The Horde's shape: forms with their state and result (caption; CLIP's tags)."""
+        self.polls += 1
+        if self.polls <= self.interrogations_waiting:
+            return web.json_response({"state": "processing", "forms": [
+                {"form": "caption", "state": "processing"}]})  # fmt: skip
+        if self.interrogation_state != "done":
+            return web.json_response({"state": self.interrogation_state, "forms": []})
+        return web.json_response({"state": "done", "forms": [
+            {"form": "caption", "state": "done", "result": {"caption": "a lighthouse on a cliff"}},
+            {"form": "interrogation", "state": "done", "result": {"interrogation": {
+                "tags": [{"text": "sea", "confidence": 0.9}, {"text": "dusk", "confidence": 0.7},
+                         {"text": "rocks", "confidence": 0.5}, {"text": "waves", "confidence": 0.4}],
+                "artists": [{"text": "by Turner", "confidence": 0.3}]}}},
+        ]})  # fmt: skip
+
+    async def drop_interrogation(self, request: web.Request) -> web.Response:
+        return web.json_response({"state": "cancelled"})
 
     async def submit(self, request: web.Request) -> web.Response:
         if request.headers.get("apikey") != "0000000000" and request.headers.get("apikey") != "k3y":

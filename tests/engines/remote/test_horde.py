@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from PIL import Image
 
 from imagine.codes import ResultCode
 from imagine.engines import create_engine
@@ -316,3 +317,28 @@ def test_stylize_scales_the_hordes_own_default_guidance(
     )
     # No --stylize sends no cfg_scale (the Horde uses 5), so --s must scale from that same 5.
     assert request.guidance == (None if cfg is None else pytest.approx(cfg, abs=1e-3))
+
+
+async def test_describe_interrogates_and_polls_until_done(
+    stub_and_engine: tuple[HordeStub, HordeEngine],
+) -> None:
+    stub, engine = stub_and_engine
+    assert engine.capabilities.describe
+    prompts = await engine.describe(Image.new("RGB", (48, 32), "teal"), 4, ProgressLog())
+    assert len(prompts) == 4
+    assert len(set(prompts)) == 4
+    assert prompts[0] == "a lighthouse on a cliff"
+    assert "a lighthouse on a cliff, sea, dusk, rocks" in prompts
+    (sent,) = stub.bodies["/api/v2/interrogate/async"]
+    assert [f["name"] for f in sent["forms"]] == ["caption", "interrogation"]
+    assert unb64(sent["source_image"]).size == (48, 32)  # base64 WebP, as generations take
+    assert stub.hits["/api/v2/interrogate/status/int-1"] >= 2
+
+
+async def test_a_faulted_interrogation_is_a_sentence(
+    stub_and_engine: tuple[HordeStub, HordeEngine],
+) -> None:
+    stub, engine = stub_and_engine
+    stub.interrogation_state = "faulted"
+    with pytest.raises(EngineError, match="could not describe the image"):
+        await engine.describe(Image.new("RGB", (32, 32), "teal"), 4, ProgressLog())
