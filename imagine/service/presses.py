@@ -4,6 +4,7 @@ and shape, Vary (Region) a mask; midjourney-proxy's modals hold a press until it
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 from imagine import actions
 from imagine.codes import ResultCode
@@ -22,6 +23,7 @@ REMIXABLE = frozenset(
 """Buttons that take a new prompt (Midjourney's Remix)."""
 MODAL_ALWAYS = frozenset({"Custom Zoom", "Vary (Region)"})
 """Buttons whose midjourney-proxy press always asks for a prompt (and a mask) first."""
+MODAL_LIFETIME = timedelta(days=1)
 DEFAULT_ZOOM = 2.0
 """What Custom Zoom zooms out by when no factor is given (Midjourney pre-fills --zoom 2)."""
 
@@ -238,6 +240,8 @@ class Presses(Submissions):
         modal = Modal(new_id(), parent.owner, parent.id, button, prompt, ref or parent.ref,
                       webhook, speed or "")  # fmt: skip
         await self.store.add_modal(modal)
+        # a modal whose prompt never comes is forgotten after a day (its press never ran)
+        await self.store.drop_modals_before(modal.created_at - MODAL_LIFETIME)
         return modal
 
     async def submit_modal(

@@ -59,6 +59,15 @@ class Modals(Queries):
 
         await self.commit(Unit(write))
 
+    async def drop_modals_before(self, moment: datetime) -> None:
+        """Forget modals opened before ``moment`` whose prompt never came."""
+        cutoff = ts(moment)
+
+        async def write(tx: Tx) -> None:
+            await tx.execute("DELETE FROM modals WHERE created_at < ?", (cutoff,))
+
+        await self.commit(Unit(write))
+
     async def token_settings(self, scope: str) -> dict[str, Any]:
         rows = await self.fetch("SELECT settings FROM token_settings WHERE scope = ?", (scope,))
         return dict(json.loads(rows[0][0])) if rows else {}

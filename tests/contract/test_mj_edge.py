@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -350,3 +351,20 @@ async def test_a_region_grid_rerolls_its_prompt_not_its_mask(make_client: Client
     assert rerolled["status"] == "SUCCESS"
     store = client.app[SERVICE].store
     assert (await store.get(rerolled["id"])).inputs == []
+
+
+async def test_a_modal_never_submitted_is_forgotten_after_a_day(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client()
+    relay = NewApi(client)
+    grid = await relay.finished(await relay.accepted("imagine", {"prompt": "a hill"}))
+    up = await relay.finished(await relay.accepted(
+        "action", {"taskId": grid["id"], "customId": relay.button(grid, ":upsample::1")}))  # fmt: skip
+    zoom = relay.button(up, "CustomZoom")
+    old = (await relay.submit("action", {"taskId": up["id"], "customId": zoom}))["result"]
+    store = client.app[SERVICE].store
+    await store.drop_modals_before(datetime.now(UTC) + timedelta(seconds=1))  # as a day later
+    assert await relay.poll([old]) == []
+    late = await relay.submit("modal", {"taskId": old, "prompt": "a hill --zoom 1.2"})
+    assert late["code"] == 3
