@@ -25,7 +25,14 @@ from bot.tree import ImagineTree
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.buttons", "cogs.info", "cogs.help", "cogs.admin")
+EXTENSIONS = (
+    "cogs.imagine",
+    "cogs.prompts",
+    "cogs.buttons",
+    "cogs.info",
+    "cogs.help",
+    "cogs.admin",
+)
 
 
 class ImagineBot(commands.Bot):

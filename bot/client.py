@@ -80,10 +80,12 @@ class JobResult:
     seeds: tuple[int, ...]
     blocked: tuple[int, ...] = ()
     """Tiles (1-4) the engine's safety checker withheld."""
+    prompts: tuple[str, ...] = ()
+    """A /describe's or a /shorten's result: prompts, not images (buttons 1️⃣… imagine them)."""
 
     @property
     def failed(self) -> bool:
-        return self.status == "failed" or not self.image_url
+        return self.status == "failed" or not (self.image_url or self.prompts)
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,13 @@ class ServiceInfo:
 
 
 def _result(data: Mapping[str, Any]) -> JobResult:
+    content = data.get("content")
+    prompts = tuple(str(p) for p in content) if isinstance(content, list) else ()
+    done = data.get("imageUrl") or prompts
     return JobResult(
-        status=str(data.get("status") or ("done" if data.get("imageUrl") else "failed")),
+        status=str(data.get("status") or ("done" if done else "failed")),
         type=str(data.get("type") or "imagine"),
-        content=str(data.get("content") or ""),
+        content="" if prompts else str(content or ""),
         error=str(data.get("error") or ""),
         image_url=data.get("imageUrl") or None,
         image_urls=tuple(str(u) for u in data.get("imageUrls") or ()),
@@ -108,6 +113,7 @@ def _result(data: Mapping[str, Any]) -> JobResult:
         button_message_id=str(data.get("buttonMessageId") or ""),
         seeds=tuple(int(s) for s in data.get("seeds") or ()),
         blocked=tuple(int(n) for n in data.get("blocked") or () if isinstance(n, int)),
+        prompts=prompts,
     )
 
 
@@ -180,6 +186,16 @@ class ImagineClient:
         if self.max_unfinished is not None:
             body["maxUnfinished"] = self.max_unfinished
         return self._submitted(await self._request("POST", "/v2/blend", json=body))
+
+    async def describe(self, url: str, ref: JobRef) -> Submitted:
+        """Four prompts read in the image at ``url`` (a job whose result is prompts)."""
+        body = {"url": url, "ref": ref.to_json()}
+        return self._submitted(await self._request("POST", "/v2/describe", json=body))
+
+    async def shorten(self, prompt: str, ref: JobRef) -> Submitted:
+        """Shorter prompts that keep what counts in ``prompt`` (a job whose result is prompts)."""
+        body = {"prompt": prompt, "ref": ref.to_json()}
+        return self._submitted(await self._request("POST", "/v2/shorten", json=body))
 
     async def button(self, button_message_id: str, button: str, ref: JobRef) -> Submitted:
         body = {"buttonMessageId": button_message_id, "button": button, "ref": ref.to_json()}

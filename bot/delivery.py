@@ -29,6 +29,7 @@ from bot.progress import (
     no_answer_note,
     not_started_note,
     progress_text,
+    prompts_text,
 )
 from bot.settings import BotSettings
 from bot.surface import JobSurface, Surface
@@ -245,6 +246,13 @@ class Deliveries:
             return None
 
     async def _post(self, job: PendingJob, surface: Surface, result: JobResult) -> None:
+        if result.prompts:  # a /describe's or a /shorten's: prompts to pick from, no image
+            view = self._view_factory(result.button_message_id, result.buttons)
+            content = prompts_text(headline(job.prompt, job.user_id, job.button), result.prompts)
+            message_id = await surface.finish(content, None, view)
+            log.info("job %s: posted as message %s (%d prompts)", job.job_id, message_id,
+                     len(result.prompts))  # fmt: skip
+            return
         assert result.image_url is not None
         kind = ImageKind.SINGLE if result.type == "upscale" else ImageKind.GRID
         for attempt in range(1, _DOWNLOAD_ATTEMPTS + 1):

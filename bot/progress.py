@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -46,6 +47,36 @@ def headline(prompt: str, user_id: int, button: str = "") -> str:
     words = action_words(button)
     middle = f"{words} " if words else ""
     return f"**{text}** - {middle}<@{user_id}>"
+
+
+NUMBERS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣")
+"""How a /describe's and a /shorten's prompts are numbered: the labels of their buttons."""
+_MESSAGE_LIMIT = 2000
+
+
+def prompts_text(title: str, prompts: tuple[str, ...]) -> str:
+    """``title`` then each prompt on its own numbered line, every one cut to fit Discord's 2000
+    characters (the whole prompt is still what its button imagines)."""
+    shown = prompts[: len(NUMBERS)]
+    room = (_MESSAGE_LIMIT - len(title) - 4 * len(shown)) // max(1, len(shown)) - len(NUMBERS[0])
+    lines = []
+    for number, prompt in zip(NUMBERS, shown, strict=False):
+        text = discord.utils.escape_markdown(" ".join(prompt.split()))
+        if len(text) > room:
+            text = text[: room - 1]
+            if (len(text) - len(text.rstrip("\\"))) % 2:
+                text = text[:-1]
+            text += "…"
+        lines.append(f"{number} {text}")
+    return "\n\n".join([title, *lines])
+
+
+def numbered_prompt(content: str, number: str) -> str:
+    """The prompt on the line ``number`` starts in a message made by :func:`prompts_text`."""
+    for line in content.split("\n"):
+        if line.startswith(f"{number} "):
+            return re.sub(r"\\(.)", r"\1", line[len(number) + 1 :])
+    return ""
 
 
 def display_prompt(content: str, fallback: str) -> str:

@@ -38,7 +38,7 @@ class Surface(Protocol):
 
     async def show_progress(self, content: str, preview: Upload | None) -> None: ...
 
-    async def finish(self, content: str, upload: Upload, view: discord.ui.View) -> int: ...
+    async def finish(self, content: str, upload: Upload | None, view: discord.ui.View) -> int: ...
 
     async def fail(self, sentence: str) -> None: ...
 
@@ -93,15 +93,17 @@ class JobSurface:
                 "job %s: progress edit failed (%s %s)", self.job.job_id, exc.status, exc.text
             )
 
-    async def finish(self, content: str, upload: Upload, view: discord.ui.View) -> int:
-        """Put the result where the user looks; returns the id of the message that holds it."""
+    async def finish(self, content: str, upload: Upload | None, view: discord.ui.View) -> int:
+        """Put the result where the user looks; returns the id of the message that holds it.
+        Without ``upload`` (prompts, not an image) the message keeps no attachment."""
+        attachments = [upload.file()] if upload is not None else []
         message_id = self.job.message_id
         if message_id is not None and self.job.message_via_token and self.token_usable:
             try:
                 message = await self._webhook().edit_message(
                     message_id,
                     content=content,
-                    attachments=[upload.file()],
+                    attachments=attachments,
                     view=view,
                     allowed_mentions=USERS_ONLY,
                 )
@@ -117,7 +119,7 @@ class JobSurface:
             try:
                 edited = await self._channel.get_partial_message(message_id).edit(
                     content=content,
-                    attachments=[upload.file()],
+                    attachments=attachments,
                     view=view,
                     allowed_mentions=USERS_ONLY,
                 )
@@ -126,7 +128,7 @@ class JobSurface:
                 log.info("job %s: progress message was deleted; posting anew", self.job.job_id)
         posted = await self._channel.send(
             content,
-            file=upload.file(),
+            file=upload.file() if upload is not None else discord.utils.MISSING,
             view=view,
             reference=self._reference(),
             allowed_mentions=USERS_ONLY,

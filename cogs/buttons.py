@@ -18,7 +18,7 @@ from discord.ext import commands
 from bot.client import ImagineError, JobRef
 from bot.errors import UserFacingError, check_interaction_can_post, explain_refusal, user_message
 from bot.pending import PendingJob
-from bot.progress import progress_text
+from bot.progress import numbered_prompt, progress_text
 from bot.tree import log_failure, reply_privately
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CUSTOM_ID_LIMIT = 100
 _ROW_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣"),
     ("U1", "U2", "U3", "U4", "🔄"),
     ("V1", "V2", "V3", "V4"),
     ("Upscale (Subtle)", "Upscale (Creative)", "Upscale (2x)", "Upscale (4x)"),
@@ -169,7 +170,7 @@ async def press(
         )
         if is_upscale(button):
             await _mark_pressed(bot, interaction, clicked, button_message_id, button)
-        prompt = prompt_of(clicked.content)
+        prompt = numbered_prompt(clicked.content, button) or prompt_of(clicked.content)
         channel = bot.get_partial_messageable(channel_id, guild_id=interaction.guild_id)
         jobs = [
             PendingJob(

@@ -19,6 +19,13 @@ PROMPTING = (
     "`/blend` mixes 2 to 5 attached images into four new ones (square, portrait or landscape)."
 )
 
+TOOLS = (
+    "`/describe image:` (or `link:`) four prompts that could have made the image, shaped to its "
+    "`--ar`; **1️⃣–4️⃣** imagine one, **🔄** reads the image again\n"
+    "`/shorten prompt:` five shorter prompts that keep the words that count (parameters kept); "
+    "**1️⃣–5️⃣** imagine one"
+)
+
 PARAMETERS = (
     "`--ar W:H` aspect ratio, up to 4:1 or 1:4 (default 1:1)\n"
     "`--no a, b` things to leave out\n"
@@ -45,6 +52,7 @@ def help_embed(max_jobs: int) -> discord.Embed:
     embed = discord.Embed(
         title="Making images", description=PROMPTING, colour=discord.Colour.blurple()
     )
+    embed.add_field(name="Tools", value=TOOLS, inline=False)
     embed.add_field(name="Parameters", value=PARAMETERS, inline=False)
     embed.add_field(name="Buttons", value=BUTTONS, inline=False)
     embed.add_field(

@@ -73,7 +73,8 @@ class Imagine(commands.Cog):
         check_interaction_can_post(interaction)
         msg = compose_msg(prompt, image)
         await interaction.response.defer(thinking=True)  # Discord's 3 s deadline
-        await self._submit(
+        await submit(
+            self.bot,
             interaction,
             " ".join(prompt.split()),
             lambda ref: self.bot.imagine.imagine(msg, ref),
@@ -105,61 +106,62 @@ class Imagine(commands.Cog):
         urls = [check_image(image) for image in images]
         shape = dimensions.value if dimensions is not None else "square"
         await interaction.response.defer(thinking=True)
-        await self._submit(
+        await submit(
+            self.bot,
             interaction,
             blend_title(images),
             lambda ref: self.bot.imagine.blend(urls, shape, ref),
             f"/blend of {len(urls)} images ({shape})",
         )
 
-    async def _submit(
-        self,
-        interaction: discord.Interaction[Any],
-        shown: str,
-        send: Callable[[JobRef], Awaitable[Submitted]],
-        what: str,
-    ) -> None:
-        """Submit (after the defer), then put a progress message up for each job it started."""
-        user, channel_id = interaction.user, interaction.channel_id
-        assert channel_id is not None, "slash commands always come from a channel"
-        bot = self.bot
-        async with bot.limiter.slot(user.id):
-            submitted = await send(JobRef(user.id, interaction.guild_id, channel_id))
-            log.info(
-                "job %s: %s by user %s in channel %s",
-                submitted.message_id,
-                what,
-                user.id,
-                channel_id,
+
+async def submit(
+    bot: ImagineBot,
+    interaction: discord.Interaction[Any],
+    shown: str,
+    send: Callable[[JobRef], Awaitable[Submitted]],
+    what: str,
+) -> None:
+    """Submit (after the defer), then put a progress message up for each job it started."""
+    user, channel_id = interaction.user, interaction.channel_id
+    assert channel_id is not None, "slash commands always come from a channel"
+    async with bot.limiter.slot(user.id):
+        submitted = await send(JobRef(user.id, interaction.guild_id, channel_id))
+        log.info(
+            "job %s: %s by user %s in channel %s",
+            submitted.message_id,
+            what,
+            user.id,
+            channel_id,
+        )
+        expires = interaction.created_at.timestamp() + bot.settings.interaction_ttl
+        jobs = [
+            PendingJob(
+                job_id=job_id,
+                prompt=shown,
+                button="",
+                user_id=user.id,
+                guild_id=interaction.guild_id,
+                channel_id=channel_id,
+                application_id=interaction.application_id,
+                token=interaction.token,
+                token_expires=expires,
+                message_via_token=True,
             )
-            expires = interaction.created_at.timestamp() + bot.settings.interaction_ttl
-            jobs = [
-                PendingJob(
-                    job_id=job_id,
-                    prompt=shown,
-                    button="",
-                    user_id=user.id,
-                    guild_id=interaction.guild_id,
-                    channel_id=channel_id,
-                    application_id=interaction.application_id,
-                    token=interaction.token,
-                    token_expires=expires,
-                    message_via_token=True,
-                )
-                for job_id in submitted.message_ids
-            ]
+            for job_id in submitted.message_ids
+        ]
 
-            async def place(index: int, job: PendingJob) -> int:
-                text = progress_text(shown, user.id, "", None)
-                if index == 0:
-                    return (await interaction.edit_original_response(content=text)).id
-                # {a,b} permutations and --repeat: one message per job
-                extra = await interaction.followup.send(
-                    text, wait=True, allowed_mentions=discord.AllowedMentions.none()
-                )
-                return extra.id
+        async def place(index: int, job: PendingJob) -> int:
+            text = progress_text(shown, user.id, "", None)
+            if index == 0:
+                return (await interaction.edit_original_response(content=text)).id
+            # {a,b} permutations and --repeat: one message per job
+            extra = await interaction.followup.send(
+                text, wait=True, allowed_mentions=discord.AllowedMentions.none()
+            )
+            return extra.id
 
-            await bot.deliveries.accept(jobs, place)
+        await bot.deliveries.accept(jobs, place)
 
 
 async def setup(bot: ImagineBot) -> None:

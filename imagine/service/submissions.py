@@ -215,8 +215,10 @@ class Submissions(ServiceCore):
         webhook = self._check_webhook(webhook)
         await self._learn_capabilities()
         self._describes()
-        if image is None and not (
-            is_link(url.strip()) and not any(c.isspace() for c in url.strip())
+        if (
+            stored is None
+            and image is None
+            and not (is_link(url.strip()) and not any(c.isspace() for c in url.strip()))
         ):
             raise ServiceError(
                 400, ResultCode.INVALID_LINK,

@@ -51,7 +51,7 @@ async def test_login_syncs_commands_to_the_configured_server_only(
     fake: FakeDiscord, bot: BotProcess
 ) -> None:
     names = sorted(c["name"] for c in fake.registered_commands(fake.guild_id))
-    assert names == ["blend", "help", "imagine", "info", "sync"]
+    assert names == ["blend", "describe", "help", "imagine", "info", "shorten", "sync"]
     assert fake.registered_commands() == []  # never a global sync on boot
     imagine = next(c for c in fake.registered_commands(fake.guild_id) if c["name"] == "imagine")
     assert [(o["name"], o["type"], o.get("required", False)) for o in imagine["options"]] == [
