@@ -88,10 +88,12 @@ async def answer_imagine(
 
 
 class FakeBot(commands.Bot):
-    def __init__(self, fd: FakeDiscord, work_delay: float = 0.0) -> None:
+    def __init__(
+        self, fd: FakeDiscord, work_delay: float = 0.0, intents: discord.Intents | None = None
+    ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
-            intents=discord.Intents.default(),
+            intents=intents or discord.Intents.default(),
             guild_ready_timeout=0.05,
         )
         self.guild_object = discord.Object(int(fd.guild_id))
@@ -101,12 +103,15 @@ class FakeBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(GridButton)
-        for command in make_commands(self):
+        for command in [*make_commands(self), *make_form_commands(self)]:
             self.tree.add_command(command, guild=self.guild_object)
         await self.tree.sync(guild=self.guild_object)
 
     async def on_resumed(self) -> None:
         self.resumed.set()
+
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        self.outcomes.setdefault("reactions", []).append(payload)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         """discord.py waits 5 s before every re-IDENTIFY (Discord's identify rate limit); not here."""
@@ -157,6 +162,93 @@ def make_commands(bot: FakeBot) -> list[app_commands.Command[Any, Any, Any]]:
     return [imagine, secret, late, post, think]
 
 
+class FeedbackModal(discord.ui.Modal, title="Feedback"):
+    """A Label around a paragraph input (min/max, prefilled) and a classic action-row input."""
+
+    def __init__(self, edit: bool = False) -> None:
+        super().__init__(custom_id="fd:feedback")
+        self.edit = edit
+        self.idea: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            custom_id="idea",
+            style=discord.TextStyle.paragraph,
+            min_length=3,
+            max_length=50,
+            default="a cat",
+        )
+        self.add_item(discord.ui.Label(text="Your idea", component=self.idea))
+        self.nick: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="Name", custom_id="nick", required=False, max_length=20
+        )
+        self.add_item(self.nick)
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        text = f"idea={self.idea.value} nick={self.nick.value}"
+        if self.edit:
+            await interaction.response.edit_message(content=text)
+        else:
+            await interaction.response.send_message(text)
+
+
+class RenameView(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+
+    @discord.ui.button(label="Rename", custom_id="fd:rename")
+    async def rename(self, interaction: discord.Interaction[Any], button: Any) -> None:
+        await interaction.response.send_modal(FeedbackModal(edit=True))
+
+
+def make_form_commands(bot: FakeBot) -> list[Any]:
+    @app_commands.command(description="Opens a feedback form")
+    async def feedback(interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.send_modal(FeedbackModal())
+
+    @app_commands.command(description="A message with a button that opens a form")
+    async def rename(interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.send_message("name me", view=RenameView())
+
+    @app_commands.command(description="Defers, then tries to open a form")
+    async def slowform(interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer()
+        try:
+            await interaction.response.send_modal(FeedbackModal())
+        except discord.InteractionResponded as error:
+            bot.outcomes["slowform local"] = error
+        try:  # past discord.py's own bookkeeping, as a bot on raw HTTP would do it
+            await discord.InteractionResponse(interaction).send_modal(FeedbackModal())
+        except discord.HTTPException as error:
+            bot.outcomes["slowform"] = error
+
+    @app_commands.command(description="Sends you a DM with a file, then edits it")
+    async def dm(interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer(ephemeral=True)
+        try:
+            sent = await interaction.user.send(
+                "hello", file=discord.File(io.BytesIO(png()), "a.png")
+            )
+            await sent.edit(content="hello again")
+        except discord.Forbidden as error:
+            bot.outcomes["dm"] = error
+            await interaction.edit_original_response(content="your DMs are closed")
+        else:
+            await interaction.edit_original_response(content="sent")
+
+    @app_commands.command(description="Your permissions")
+    async def whoami(interaction: discord.Interaction[Any]) -> None:
+        assert isinstance(interaction.user, discord.Member)
+        await interaction.response.send_message(
+            f"manage_guild={interaction.permissions.manage_guild} "
+            f"manage_messages={interaction.user.guild_permissions.manage_messages}"
+        )
+
+    async def describe(interaction: discord.Interaction[Any], message: discord.Message) -> None:
+        await message.add_reaction("\N{ENVELOPE}")
+        await interaction.response.send_message(f"{message.id}: {message.content}", ephemeral=True)
+
+    menu = app_commands.ContextMenu(name="Describe", callback=describe)
+    return [feedback, rename, slowform, dm, whoami, menu]
+
+
 @pytest.fixture
 async def bot(
     fake_discord: FakeDiscord, discord_errors: list[logging.LogRecord]
@@ -189,7 +281,19 @@ async def test_login_identifies_and_syncs_guild_commands(
     assert ("GET", "/oauth2/applications/@me") in paths
     assert ("PUT", f"/applications/{fd.application_id}/guilds/{fd.guild_id}/commands") in paths
     names = sorted(c["name"] for c in fd.registered_commands(fd.guild_id))
-    assert names == ["imagine", "late", "post", "secret", "think"]
+    assert names == [
+        "Describe",
+        "dm",
+        "feedback",
+        "imagine",
+        "late",
+        "post",
+        "rename",
+        "secret",
+        "slowform",
+        "think",
+        "whoami",
+    ]
     assert fd.registered_commands() == []
     (opened,) = fd.gateway_connections
     assert opened["query"] == {"v": "10", "encoding": "json", "compress": "zlib-stream"}
@@ -670,3 +774,337 @@ async def test_subcommand_options_are_typed_and_resolved(fake_discord: FakeDisco
         await fd.slash("settings set", {"who": alice, "level": 11})
     with pytest.raises(LookupError, match="no subcommand"):
         await fd.slash("settings reset", {})
+
+
+# --- modals, context menus, reactions, DMs, member permissions ---------------------------------
+
+
+async def test_a_modal_is_recorded_validated_and_submitted_back(
+    fake_discord: FakeDiscord, bot: FakeBot
+) -> None:
+    fd = fake_discord
+    alice = fd.add_user("alice")
+    opened = await fd.slash("feedback", user=alice)
+    modal = await fd.wait_for(lambda: opened.modal)
+    assert opened.response_type == 9
+    assert opened.original is None  # a modal is no message
+    assert (modal["custom_id"], modal["title"]) == ("fd:feedback", "Feedback")
+    label, row = modal["components"]
+    assert (label["type"], label["label"], label["component"]["type"]) == (18, "Your idea", 4)
+    assert label["component"]["value"] == "a cat"
+    assert (row["type"], row["components"][0]["label"]) == (1, "Name")
+    assert [label["id"], label["component"]["id"], row["id"], row["components"][0]["id"]] == [
+        1,
+        2,
+        3,
+        4,
+    ]
+    with pytest.raises(ValueError, match="required"):
+        await fd.submit_modal(opened, {"idea": ""})
+    with pytest.raises(ValueError, match=r"3\.\.50"):
+        await fd.submit_modal(opened, {"idea": "no"})
+    with pytest.raises(ValueError, match="no input"):
+        await fd.submit_modal(opened, {"colour": "red"})
+    with pytest.raises(ValueError, match="only to the user"):
+        await fd.submit_modal(opened, {}, user=fd.add_user("bob"))
+    submit = await fd.submit_modal(opened, {"nick": "al"})  # the idea keeps its prefill
+    await fd.wait_for(lambda: submit.original)
+    assert submit.type == 5
+    assert submit.payload["data"] == {
+        "custom_id": "fd:feedback",
+        "components": [
+            {
+                "type": 18,
+                "id": 1,
+                "component": {"type": 4, "id": 2, "custom_id": "idea", "value": "a cat"},
+            },
+            {
+                "type": 1,
+                "id": 3,
+                "components": [{"type": 4, "id": 4, "custom_id": "nick", "value": "al"}],
+            },
+        ],
+    }
+    assert "message" not in submit.payload  # it came from a slash command
+    assert submit.response_type == 4
+    assert submit.original is not None
+    assert submit.original["content"] == "idea=a cat nick=al"
+    metadata = submit.original["interaction_metadata"]
+    assert (metadata["type"], metadata["user"]["id"]) == (5, alice["id"])
+    assert metadata["triggering_interaction_metadata"]["id"] == opened.id
+    with pytest.raises(ValueError, match="closed"):
+        await fd.submit_modal(opened, {})
+    with pytest.raises(ValueError, match="got no modal"):
+        await fd.submit_modal(submit, {})
+    assert fd.errors == []
+
+
+async def test_a_modal_opened_from_a_button_updates_its_message(
+    fake_discord: FakeDiscord, bot: FakeBot
+) -> None:
+    fd = fake_discord
+    inter = await fd.slash("rename")
+    original = await fd.wait_for(lambda: inter.original)
+    click = await fd.click(original["id"], "fd:rename")
+    await fd.wait_for(lambda: click.modal)
+    submit = await fd.submit_modal(click, {"idea": "a dog"})
+    await fd.wait_for(lambda: fd.message(original["id"])["content"] == "idea=a dog nick=")
+    assert submit.payload["message"]["id"] == original["id"]
+    assert submit.response_type == 7
+    assert submit.original_id == original["id"]
+    assert fd.errors == []
+
+
+async def test_a_bot_that_defers_first_cannot_open_a_modal(
+    fake_discord: FakeDiscord, bot: FakeBot
+) -> None:
+    fd = fake_discord
+    inter = await fd.slash("slowform")
+    error = await fd.wait_for(lambda: bot.outcomes.get("slowform"))
+    assert isinstance(bot.outcomes["slowform local"], discord.InteractionResponded)
+    assert isinstance(error, discord.HTTPException)
+    assert (error.status, error.code) == (400, 40060)
+    assert inter.response_type == 5
+    assert inter.modal is None
+    [refusal] = fd.errors
+    assert refusal["code"] == 40060
+    fd.errors.remove(refusal)
+
+
+async def test_raw_modal_callbacks_follow_discords_rules(
+    fake_discord: FakeDiscord, silent_command: str
+) -> None:
+    fd = fake_discord
+    inter = await fd.slash(silent_command)
+    callback = f"/interactions/{inter.id}/{inter.token}/callback"
+
+    def text_input(**extra: Any) -> dict[str, Any]:
+        return {"type": 4, "custom_id": "t", "style": 1, **extra}
+
+    def row(*items: dict[str, Any]) -> dict[str, Any]:
+        return {"type": 1, "components": list(items)}
+
+    def modal(components: list[Any], title: str = "Form") -> dict[str, Any]:
+        return {"type": 9, "data": {"custom_id": "m", "title": title, "components": components}}
+
+    label_with_label = {"type": 18, "label": "L", "component": text_input(label="again")}
+    for body, where in [
+        (modal([row(text_input(label="x"))], title="t" * 46), "title"),
+        (modal([]), "components"),
+        (modal([row(text_input(label="x", custom_id=f"t{i}")) for i in range(6)]), "components"),
+        (modal([row(text_input(label="a"), text_input(label="b", custom_id="u"))]), "components"),
+        (modal([row(text_input(label="x" * 46))]), "label"),
+        (modal([row(text_input(label="x", style=3))]), "style"),
+        (modal([row(text_input(label="x", max_length=4001))]), "max_length"),
+        (modal([row(text_input(label="x", max_length=3, value="long"))]), "value"),
+        (modal([label_with_label]), "label"),
+        (modal([{"type": 18, "label": "L", "component": {"type": 2}}]), "type"),
+    ]:
+        status, answer = await raw(fd, "POST", callback, body, token=False)
+        assert (status, answer["code"]) == (400, 50035), where
+        assert where in str(answer["errors"]), where
+    good = modal([{"type": 18, "label": "L", "component": text_input(max_length=5)}])
+    status, _ = await raw(fd, "POST", callback, good, token=False)
+    assert status == 204
+    assert inter.modal is not None
+    with pytest.raises(ValueError, match=r"0\.\.5"):
+        await fd.submit_modal(inter, {"t": "too long"})
+    submit = await fd.submit_modal(inter, {"t": "ok"})
+    answer_at = f"/interactions/{submit.id}/{submit.token}/callback"
+    for kind in (9, 6, 7):  # no modal on a modal, no message update without a message
+        status, _ = await raw(
+            fd, "POST", answer_at, modal([row(text_input(label="x"))]) | {"type": kind}, token=False
+        )
+        assert status == 400, kind
+    status, _ = await raw(
+        fd, "POST", answer_at, {"type": 4, "data": {"content": "thanks"}}, token=False
+    )
+    assert status == 204
+    assert submit.original is not None
+    fd.errors.clear()
+
+
+async def test_a_message_context_menu_command_gets_the_message_resolved(
+    fake_discord: FakeDiscord, bot: FakeBot
+) -> None:
+    fd = fake_discord
+    (menu,) = [c for c in fd.registered_commands(fd.guild_id) if c["type"] == 3]
+    assert (menu["name"], menu["description"], menu["options"]) == ("Describe", "", [])
+    original = (await imagine(fd, "a fox")).original
+    assert original is not None
+    alice = fd.add_user("alice")
+    inter = await fd.message_command("Describe", original["id"], user=alice)
+    await fd.wait_for(lambda: inter.original)
+    data = inter.payload["data"]
+    assert (data["id"], data["name"], data["type"], data["target_id"]) == (
+        menu["id"],
+        "Describe",
+        3,
+        original["id"],
+    )
+    assert data["guild_id"] == fd.guild_id
+    assert data["resolved"]["messages"][original["id"]]["content"] == "**a fox**"
+    assert inter.original is not None
+    assert inter.original["content"] == f"{original['id']}: **a fox**"
+    assert inter.original["type"] == 23  # CONTEXT_MENU_COMMAND
+    assert inter.original["interaction_metadata"]["target_message_id"] == original["id"]
+    with pytest.raises(LookupError, match="not registered"):
+        await fd.message_command("Nope", original["id"])
+    with pytest.raises(LookupError, match="no message"):
+        await fd.message_command("Describe", "1")
+    with pytest.raises(ValueError, match="ephemeral"):
+        await fd.message_command("Describe", inter.original["id"])  # alice's, not the owner's
+    assert fd.errors == []
+
+
+async def test_context_menu_commands_register_with_discords_rules(
+    fake_discord: FakeDiscord,
+) -> None:
+    fd = fake_discord
+    path = f"/applications/{fd.application_id}/commands"
+    status, stored = await raw(
+        fd, "PUT", path, [{"name": "Make Art", "type": 3}, {"name": "Who Is", "type": 2}]
+    )
+    assert status == 200
+    assert [(c["name"], c["type"], c["description"]) for c in stored] == [
+        ("Make Art", 3, ""),
+        ("Who Is", 2, ""),
+    ]
+    for bad in [
+        {"name": "Make Art", "type": 3, "description": "no"},
+        {"name": "Make Art", "type": 3, "options": [{"type": 3, "name": "x", "description": "x"}]},
+        {"name": "m" * 33, "type": 3},
+        {"name": "Make Art", "type": 7},
+    ]:
+        status, body = await raw(fd, "PUT", path, [bad])
+        assert (status, body["code"]) == (400, 50035), bad
+    status, body = await raw(fd, "PUT", path, [{"name": f"M{i}", "type": 3} for i in range(6)])
+    assert (status, body["code"]) == (400, 50035)
+
+
+async def test_reactions_are_shown_and_dispatched_to_the_reactions_intent(
+    fake_discord: FakeDiscord, bot: FakeBot
+) -> None:
+    fd = fake_discord
+    alice = fd.add_user("alice")
+    original = (await imagine(fd)).original
+    assert original is not None
+    await fd.react(original["id"], "✉️", user=alice)
+    (event,) = await fd.wait_for(lambda: bot.outcomes.get("reactions"))
+    assert (event.message_id, event.user_id, str(event.emoji)) == (
+        int(original["id"]),
+        int(alice["id"]),
+        "✉️",
+    )
+    assert event.member is not None
+    assert event.member.id == int(alice["id"])
+    assert fd.message(original["id"])["reactions"] == [
+        {
+            "count": 1,
+            "count_details": {"burst": 0, "normal": 1},
+            "me": False,
+            "me_burst": False,
+            "emoji": {"id": None, "name": "✉️"},
+            "burst_colors": [],
+        }
+    ]
+    [sent] = [
+        e["payload"]["d"] for e in fd.gateway_log if e["payload"].get("t") == "MESSAGE_REACTION_ADD"
+    ]
+    assert sent["message_author_id"] == fd.bot_user["id"]
+    assert (sent["guild_id"], sent["channel_id"], sent["burst"], sent["type"]) == (
+        fd.guild_id,
+        fd.channel_id,
+        False,
+        0,
+    )
+    await fd.react(original["id"], "✉️", user=alice)  # once per user and emoji
+    assert fd.message(original["id"])["reactions"][0]["count"] == 1
+
+    # the bot's own reaction, through PUT .../reactions/{emoji}/@me
+    inter = await fd.message_command("Describe", original["id"])
+    await fd.wait_for(lambda: len(bot.outcomes["reactions"]) == 2)
+    await fd.wait_for(lambda: inter.original)
+    keys = [
+        (r["emoji"]["name"], r["count"], r["me"]) for r in fd.message(original["id"])["reactions"]
+    ]
+    assert keys == [("✉️", 1, False), ("✉", 1, True)]
+    await fd.unreact(original["id"], "✉️", user=alice)
+    assert [r["emoji"]["name"] for r in fd.message(original["id"])["reactions"]] == ["✉"]
+    assert fd.errors == []
+
+
+async def test_a_bot_without_the_reactions_intent_gets_no_reaction_events(
+    fake_discord: FakeDiscord, discord_errors: list[logging.LogRecord]
+) -> None:
+    fd = fake_discord
+    intents = discord.Intents.default()
+    intents.guild_reactions = False
+    client = FakeBot(fd, intents=intents)
+    async with run_bot(client, fd):
+        original = (await imagine(fd)).original
+        assert original is not None
+        await fd.react(original["id"], "👍")
+        await asyncio.sleep(0.1)
+    assert fd.message(original["id"])["reactions"][0]["count"] == 1
+    (session,) = fd.sessions
+    assert not session.intents & (1 << 10)
+    assert "MESSAGE_REACTION_ADD" not in [p["t"] for p in session.sent]
+    assert "reactions" not in client.outcomes
+
+
+async def test_dms_are_sent_edited_and_refused_when_closed(
+    fake_discord: FakeDiscord, bot: FakeBot
+) -> None:
+    fd = fake_discord
+    alice, bob = fd.add_user("alice"), fd.add_user("bob")
+    inter = await fd.slash("dm", user=alice)
+    await fd.wait_for(lambda: inter.original and inter.original["content"] == "sent")
+    (dm,) = fd.dm_messages(alice["id"])
+    assert dm["content"] == "hello again"
+    assert "guild_id" not in dm
+    assert dm["attachments"][0]["filename"] == "a.png"
+    assert [e["content"] for e in dm["edits"]] == ["hello again"]
+    assert fd.dm_messages(bob["id"]) == []
+    assert [m["content"] for m in fd.messages()] == ["sent"]  # only the ephemeral reply
+    status, channel = await raw(fd, "POST", "/users/@me/channels", {"recipient_id": alice["id"]})
+    assert status == 200
+    assert (channel["id"], channel["type"]) == (dm["channel_id"], 1)
+    assert [u["id"] for u in channel["recipients"]] == [alice["id"]]
+    assert "guild_id" not in channel
+
+    fd.block_dms(bob["id"])
+    inter = await fd.slash("dm", user=bob)
+    error = await fd.wait_for(lambda: bot.outcomes.get("dm"))
+    assert isinstance(error, discord.Forbidden)
+    assert (error.status, error.code) == (403, 50007)
+    await fd.wait_for(lambda: inter.original and inter.original["content"] == "your DMs are closed")
+    assert fd.dm_messages(bob["id"]) == []
+    [refusal] = fd.errors
+    assert refusal["code"] == 50007
+    fd.errors.remove(refusal)
+
+
+async def test_members_can_be_given_permissions(fake_discord: FakeDiscord, bot: FakeBot) -> None:
+    fd = fake_discord
+    manage_guild, manage_messages = 1 << 5, 1 << 13
+    moderator = fd.add_user("mod", permissions=manage_guild | manage_messages)
+    plain = fd.add_user("plain")
+    await fd.wait_for(lambda: len(bot.get_guild(int(fd.guild_id)).roles) == 3)  # type: ignore[union-attr]
+    asked = await fd.slash("whoami", user=moderator)
+    await fd.wait_for(lambda: asked.original)
+    assert int(asked.payload["member"]["permissions"]) & (manage_guild | manage_messages) == (
+        manage_guild | manage_messages
+    )
+    assert asked.original is not None
+    assert asked.original["content"] == "manage_guild=True manage_messages=True"
+    asked = await fd.slash("whoami", user=plain)
+    await fd.wait_for(lambda: asked.original)
+    assert int(asked.payload["member"]["permissions"]) & (manage_guild | manage_messages) == 0
+    assert asked.original is not None
+    assert asked.original["content"] == "manage_guild=False manage_messages=False"
+    admin = fd.add_user("admin", permissions=1 << 3)
+    asked = await fd.slash("whoami", user=admin)
+    assert int(asked.payload["member"]["permissions"]) == (1 << 53) - 1
+    await fd.wait_for(lambda: asked.original)
+    assert fd.errors == []

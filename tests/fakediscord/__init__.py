@@ -9,11 +9,24 @@ the real discord.py connects to, for end-to-end tests of the bot without a Disco
     click = await fd.click(inter.original_id, "mj:...:U1")
     assert fd.errors == []                             # no Discord rule was broken
 
+The user's side (each refuses, with LookupError / ValueError / TypeError, what the client could
+not send): fd.slash, fd.click, fd.select; fd.submit_modal(inter, {custom_id: value}) fills in
+the modal the bot answered `inter` with (recorded, validated, as `inter.modal`) and sends a
+MODAL_SUBMIT; fd.message_command(name, message_id) runs a message context menu command;
+fd.react / fd.unreact(message_id, "✉️") add and take back a reaction (MESSAGE_REACTION_ADD /
+_REMOVE, to sessions with the reactions intent). The world: fd.add_user(name, permissions=...)
+for members with extra guild permissions (a role of their own), fd.add_channel, fd.add_thread,
+fd.block_dms(user_id) for users who closed their DMs; the bot's DMs (POST /users/@me/channels)
+are read back with fd.dm_messages(user_id).
+
 Rules enforced, with Discord's error bodies: ack within the deadline (10062), one ack (40060),
 token life (401 50027), custom_id <= 100, <= 5 rows x 5 buttons, unique custom_ids, content
 <= 2000 (50035), non-empty messages (50006), uploads <= 10 MiB per request (413 40005), channel
 permissions (403 50013; in threads, made by fd.add_thread, posting takes Send Messages in Threads
-instead of Send Messages), command registration rules. Injected failures: fd.fail_next(...).
+instead of Send Messages), command registration rules (chat input, user and message context
+menus), modals (title, 1-5 components, text inputs and labels; only as the first callback; never
+in answer to a modal submit), gateway intents per event, closed DMs (403 50007). Injected
+failures: fd.fail_next(...).
 FakeDiscord(port=N) starts on a fixed port, where a bot may already be trying to reach it.
 """
 

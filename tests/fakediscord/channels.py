@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tests.fakediscord import payloads
+from tests.fakediscord import dms, payloads
 from tests.fakediscord.http import body_of, json_response, no_content, uploads_of
 from tests.fakediscord.records import JSON
 from tests.fakediscord.rules import (
@@ -58,6 +58,7 @@ class ChannelApi:
         body, uploads = body_of(request), uploads_of(request)
         w.require_permission(channel_id, payloads.VIEW_CHANNEL)
         w.require_send(channel_id)
+        dms.require_open(w, channel_id)
         if uploads:
             w.require_permission(channel_id, payloads.ATTACH_FILES)
         check_upload_size([(u.filename, u.data) for u in uploads], w.upload_limit)
@@ -93,7 +94,9 @@ class ChannelApi:
                 "type": 0,
                 "message_id": message_id,
                 "channel_id": channel_id,
-                "guild_id": self.world.guild_id,
+                **(
+                    {"guild_id": target.payload["guild_id"]} if "guild_id" in target.payload else {}
+                ),
             },
             "referenced_message": target.payload,
         }

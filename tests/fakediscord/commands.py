@@ -11,7 +11,8 @@ from tests.fakediscord.rules import UNKNOWN_APPLICATION_COMMAND, DiscordError, f
 from tests.fakediscord.state import World
 
 NAME = re.compile(r"^[-_\w]{1,32}$")
-CHAT_INPUT = 1
+CHAT_INPUT, USER, MESSAGE = 1, 2, 3
+MAX_CONTEXT_MENU_COMMANDS = 5  # per type (user, message) and scope
 MAX_OPTIONS = 25
 MAX_CHOICES = 25
 MAX_CHAT_INPUT_COMMANDS = 100
@@ -25,6 +26,11 @@ def overwrite(world: World, guild_id: str | None, bodies: list[JSON]) -> list[JS
     chat_input = [b for b in bodies if b.get("type", CHAT_INPUT) == CHAT_INPUT]
     if len(chat_input) > MAX_CHAT_INPUT_COMMANDS:
         raise form_error([], "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
+    for kind in (USER, MESSAGE):
+        if sum(1 for b in bodies if b.get("type") == kind) > MAX_CONTEXT_MENU_COMMANDS:
+            raise form_error(
+                [], "APPLICATION_COMMAND_TOO_MANY", f"At most 5 commands of type {kind}."
+            )
     seen: set[tuple[int, str]] = set()
     for index, body in enumerate(bodies):
         validate(body, [index])
@@ -78,7 +84,12 @@ def delete(world: World, guild_id: str | None, command_id: str) -> None:
 
 
 def validate(body: JSON, path: list[str | int]) -> None:
+    """Chat input (1): a lowercase name, a description, options. User (2) and message (3)
+    context menu commands: a name of 1-32 characters (spaces and capitals allowed), no
+    description, no options."""
     kind = body.get("type", CHAT_INPUT)
+    if kind not in (CHAT_INPUT, USER, MESSAGE):
+        raise form_error([*path, "type"], "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3}.")
     _check_name(body.get("name"), [*path, "name"], lowercase=kind == CHAT_INPUT)
     description = body.get("description") or ""
     if kind == CHAT_INPUT and not 1 <= len(description) <= 100:
@@ -90,6 +101,12 @@ def validate(body: JSON, path: list[str | int]) -> None:
             [*path, "description"],
             "APPLICATION_COMMAND_INVALID_DESCRIPTION",
             "Context menu commands cannot have a description.",
+        )
+    if kind != CHAT_INPUT and body.get("options"):
+        raise form_error(
+            [*path, "options"],
+            "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID",
+            "Context menu commands cannot have options.",
         )
     _check_options(body.get("options") or [], [*path, "options"])
 

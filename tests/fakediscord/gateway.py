@@ -18,13 +18,12 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakediscord.intents import required_intent
 from tests.fakediscord.records import JSON
 from tests.fakediscord.state import World
 
 DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE, RESUME, RECONNECT = 0, 1, 2, 3, 6, 7
 REQUEST_MEMBERS, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 8, 9, 10, 11
-GUILD_MESSAGES = 1 << 9
-MESSAGE_EVENTS = frozenset({"MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE"})
 # close codes (https://discord.com/developers/docs/topics/opcodes-and-status-codes#gateway-close-event-codes)
 UNKNOWN_OPCODE, DECODE_ERROR, NOT_AUTHENTICATED, AUTH_FAILED, ALREADY_AUTHENTICATED = (
     4001,
@@ -108,7 +107,8 @@ class Gateway:
         for session in self.sessions.values():
             if session.invalidated:
                 continue
-            if event in MESSAGE_EVENTS and not session.intents & GUILD_MESSAGES:
+            needed = required_intent(event, data)
+            if needed and not session.intents & needed:
                 continue
             if not session.receives(data):
                 continue
@@ -307,4 +307,4 @@ def _valid_shard(shard: object) -> bool:
     shard_id, count = shard
     if not all(isinstance(n, int) and not isinstance(n, bool) for n in shard):
         return False
-    return 0 <= shard_id < count
+    return bool(0 <= shard_id < count)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from tests.fakediscord import payloads
+from tests.fakediscord import modals, payloads
 from tests.fakediscord.records import JSON, FakeInteraction, StoredMessage, Upload
 from tests.fakediscord.rules import (
     ALREADY_ACKNOWLEDGED,
@@ -25,12 +25,16 @@ from tests.fakediscord.rules import (
 )
 from tests.fakediscord.state import World
 
-COMMAND, COMPONENT = 2, 3
+COMMAND, COMPONENT, MODAL_SUBMIT = 2, 3, 5
 MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE, MODAL = 4, 5, 6, 7, 9
 ALLOWED_CALLBACKS = {
     COMMAND: (MESSAGE, DEFERRED_MESSAGE, MODAL),
     COMPONENT: (MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE, MODAL),
+    # a modal submit never opens another modal; it updates a message only if one is behind it
+    MODAL_SUBMIT: (MESSAGE, DEFERRED_MESSAGE),
 }
+MESSAGE_UPDATES = (DEFERRED_UPDATE, UPDATE)
+CONTEXT_MENU_COMMAND, CHAT_INPUT_COMMAND = 23, 20
 
 
 def respond(
@@ -49,6 +53,8 @@ def respond(
         raise DiscordError(404, UNKNOWN_INTERACTION, "Unknown interaction")
     kind = body.get("type")
     allowed = ALLOWED_CALLBACKS[inter.type]
+    if inter.type == MODAL_SUBMIT and inter.message_id is not None:
+        allowed = (*allowed, *MESSAGE_UPDATES)
     if kind not in allowed:
         raise form_error(["type"], "BASE_TYPE_CHOICES", f"Value must be one of {set(allowed)}.")
     data = body.get("data") or {}
@@ -69,7 +75,7 @@ def respond(
             message = world.message(inter.message_id)
             world.edit_message(message, data, uploads)
     else:
-        _check_modal(data)
+        inter.modal = modals.check_modal(data)
     inter.acked_at = now
     inter.response_type = kind
     inter.ephemeral = message is not None and message.ephemeral
@@ -138,44 +144,18 @@ def _check(
     check_message_body(body, prefix=prefix, creating=creating, has_files=bool(uploads))
 
 
-def _check_modal(data: JSON) -> None:
-    custom_id = data.get("custom_id") or ""
-    if not custom_id or len(custom_id) > 100:
-        raise form_error(
-            ["data", "custom_id"], "BASE_TYPE_MAX_LENGTH", "Must be between 1 and 100 in length."
-        )
-    if not data.get("title") or len(data["title"]) > 45:
-        raise form_error(
-            ["data", "title"], "BASE_TYPE_MAX_LENGTH", "Must be between 1 and 45 in length."
-        )
-    if not 1 <= len(data.get("components") or []) <= 5:
-        raise form_error(
-            ["data", "components"], "BASE_TYPE_MAX_LENGTH", "Must be between 1 and 5 in length."
-        )
-
-
 def _create(
     world: World, inter: FakeInteraction, body: JSON, uploads: list[Upload]
 ) -> StoredMessage:
-    user = inter.payload["member"]["user"]
-    metadata: JSON = {
-        "id": inter.id,
-        "type": inter.type,
-        "user": user,
-        "authorizing_integration_owners": inter.payload["authorizing_integration_owners"],
-    }
-    if inter.type == COMMAND:
-        metadata.update(name=inter.payload["data"]["name"], command_type=1)
-    else:
-        metadata["interacted_message_id"] = inter.message_id
-    if inter.original_id is not None:
-        metadata["original_response_message_id"] = inter.original_id
     extra = {
         "webhook_id": world.application_id,
         "application_id": world.application_id,
-        "interaction_metadata": metadata,
+        "interaction_metadata": _metadata(world, inter),
     }
-    message_type = 20 if inter.type == COMMAND else 0  # CHAT_INPUT_COMMAND / DEFAULT
+    message_type = 0  # DEFAULT
+    if inter.type == COMMAND:
+        command_type = inter.payload["data"].get("type", 1)
+        message_type = CHAT_INPUT_COMMAND if command_type == 1 else CONTEXT_MENU_COMMAND
     return world.create_message(
         inter.channel_id,
         body,
@@ -184,3 +164,28 @@ def _create(
         message_type=message_type,
         extra=extra,
     )
+
+
+def _metadata(world: World, inter: FakeInteraction) -> JSON:
+    """A message's `interaction_metadata`: who did what; a modal submit nests the interaction
+    that opened the modal as `triggering_interaction_metadata`."""
+    metadata: JSON = {
+        "id": inter.id,
+        "type": inter.type,
+        "user": inter.payload["member"]["user"],
+        "authorizing_integration_owners": inter.payload["authorizing_integration_owners"],
+    }
+    data = inter.payload["data"]
+    if inter.type == COMMAND:
+        metadata.update(name=data["name"], command_type=data.get("type", 1))
+        if data.get("type") == 3:
+            metadata["target_message_id"] = data["target_id"]
+    elif inter.type == COMPONENT:
+        metadata["interacted_message_id"] = inter.message_id
+    elif inter.modal_of is not None:
+        metadata["triggering_interaction_metadata"] = _metadata(
+            world, world.interactions[inter.modal_of]
+        )
+    if inter.original_id is not None:
+        metadata["original_response_message_id"] = inter.original_id
+    return metadata

@@ -1,6 +1,7 @@
 """What a user does in the Discord client, as INTERACTION_CREATE payloads: run a registered slash
-command (options typed by its registered definition, attachments resolved to CDN URLs) or click
-a component that is really on a message. The client refuses what a user could not send."""
+command (options typed by its registered definition, attachments resolved to CDN URLs) or message
+context menu command, click a component that is really on a message, or submit a modal the bot
+opened. The client refuses what a user could not send."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import secrets
 import time
 from typing import Any
 
+from tests.fakediscord import modals
 from tests.fakediscord.records import JSON, FakeInteraction, Upload
 from tests.fakediscord.rules import SELECT_TYPES, iter_components
 from tests.fakediscord.state import World
 
-COMMAND, COMPONENT = 2, 3
+COMMAND, COMPONENT, MODAL_SUBMIT = 2, 3, 5
+MESSAGE_COMMAND = 3
 SUBCOMMAND, GROUP = 1, 2
 STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, NUMBER, ATTACHMENT = 3, 4, 5, 6, 7, 8, 10, 11
 AttachmentSpec = tuple[bytes, str, str]  # data, filename, content type
@@ -25,13 +28,61 @@ PYTHON_TYPES: dict[int, type | tuple[type, ...]] = {
 }
 
 
-def find_command(world: World, name: str) -> tuple[JSON, str | None]:
-    """A chat-input command as the client offers it: guild commands first, then global ones."""
+def find_command(world: World, name: str, kind: int = 1) -> tuple[JSON, str | None]:
+    """A command of this type as the client offers it: guild commands first, then global ones."""
     for scope in (world.guild_id, None):
         for command in world.commands.get(scope, []):
-            if command["type"] == 1 and command["name"] == name:
+            if command["type"] == kind and command["name"] == name:
                 return command, scope
-    raise LookupError(f"/{name} is not registered (registered: {_names(world)}); did the bot sync?")
+    what = f"/{name}" if kind == 1 else f"the type {kind} command {name!r}"
+    raise LookupError(f"{what} is not registered (registered: {_names(world)}); did the bot sync?")
+
+
+def message_command_interaction(
+    world: World, name: str, message_id: str, user: JSON
+) -> FakeInteraction:
+    """Apps → `name` on a message: the message travels resolved, as the client saw it."""
+    command, scope = find_command(world, name, MESSAGE_COMMAND)
+    stored = world.message(message_id)
+    if stored.ephemeral and stored.payload["interaction_metadata"]["user"]["id"] != user["id"]:
+        raise ValueError("only the user who received an ephemeral message can see it")
+    channel_id = stored.payload["channel_id"]
+    if channel_id in world.dm_channels:
+        raise ValueError("the fake runs message commands in the guild only, not in DMs")
+    data: JSON = {
+        "id": command["id"],
+        "name": name,
+        "type": MESSAGE_COMMAND,
+        "target_id": message_id,
+        "resolved": {"messages": {message_id: copy.deepcopy(stored.payload)}},
+    }
+    if scope is not None:
+        data["guild_id"] = scope
+    return _interaction(world, COMMAND, data, user, channel_id, None)
+
+
+def modal_submit_interaction(
+    world: World, opened: FakeInteraction, values: dict[str, Any], user: JSON | None
+) -> FakeInteraction:
+    """The user fills in the modal the bot answered `opened` with and presses Submit."""
+    if opened.modal is None:
+        raise ValueError(
+            f"interaction {opened.id} got no modal (its response: {opened.response_type})"
+        )
+    opener = opened.payload["member"]["user"]
+    if user is not None and user["id"] != opener["id"]:
+        raise ValueError("a modal is shown only to the user who opened it")
+    if any(world.interactions[i].acked_at is not None for i in opened.submit_ids):
+        raise ValueError("the modal was submitted and answered already; it is closed")
+    data = modals.submission(opened.modal, values)
+    message = None
+    if opened.message_id is not None:
+        stored = world.messages[opened.message_id]
+        message = opened.payload["message"] if stored.deleted else stored.payload
+    inter = _interaction(world, MODAL_SUBMIT, data, opener, opened.channel_id, message)
+    inter.modal_of = opened.id
+    opened.submit_ids.append(inter.id)
+    return inter
 
 
 def command_interaction(

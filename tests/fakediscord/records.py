@@ -28,6 +28,7 @@ class StoredMessage:
     payload: JSON
     edits: list[JSON] = field(default_factory=list)  # every edit body, in order
     deleted: bool = False
+    reactions: dict[str, list[str]] = field(default_factory=dict)  # emoji key -> user ids
 
     @property
     def id(self) -> str:
@@ -48,7 +49,7 @@ class FakeInteraction:
 
     id: str
     token: str
-    type: int  # 2 application command, 3 component
+    type: int  # 2 application command, 3 component, 5 modal submit
     payload: JSON
     channel_id: str
     created_at: float  # time.monotonic()
@@ -59,6 +60,9 @@ class FakeInteraction:
     ephemeral: bool = False
     original_id: str | None = None
     followup_ids: list[str] = field(default_factory=list)
+    modal: JSON | None = None  # the modal the bot answered with (callback 9), ids filled in
+    modal_of: str | None = None  # for a modal submit: the interaction that opened the modal
+    submit_ids: list[str] = field(default_factory=list)  # modal submits of this one's modal
 
     @property
     def ack_delay(self) -> float | None:

@@ -1,26 +1,28 @@
 """REST routes under /api/v10: login, commands, guild, interaction callbacks and interaction
-webhooks (channel routes: channels.py). Handlers check what Discord checks and answer in its shapes."""
+webhooks (channel routes: channels.py; DMs: dms.py; the bot's reactions: reactions.py). Handlers check what Discord checks and answer in its shapes."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from tests.fakediscord import commands, interactions
+from tests.fakediscord import commands, dms, interactions
 from tests.fakediscord.channels import ChannelApi
 from tests.fakediscord.http import API, body_of, json_response, list_body, no_content, uploads_of
+from tests.fakediscord.reactions import ReactionApi
 from tests.fakediscord.records import FakeInteraction
 from tests.fakediscord.rules import DiscordError
 from tests.fakediscord.state import World
 
 
 def routes(world: World) -> list[web.RouteDef]:
-    api, channels = RestApi(world), ChannelApi(world)
+    api, channels, reactions = RestApi(world), ChannelApi(world), ReactionApi(world)
     app_path = "/applications/{app_id}"
     guild_commands = app_path + "/guilds/{guild_id}/commands"
     message_path = "/channels/{channel_id}/messages/{message_id}"
     webhook_message = "/webhooks/{app_id}/{token}/messages/{message_id}"
     table = [
         ("GET", "/users/@me", api.me),
+        ("POST", "/users/@me/channels", api.create_dm),
         ("GET", "/users/{user_id}", api.user),
         ("GET", "/oauth2/applications/@me", api.application),
         ("GET", "/applications/@me", api.application),
@@ -48,6 +50,8 @@ def routes(world: World) -> list[web.RouteDef]:
         ("GET", message_path, channels.get_message),
         ("PATCH", message_path, channels.edit_message),
         ("DELETE", message_path, channels.delete_message),
+        ("PUT", message_path + "/reactions/{emoji}/@me", reactions.add_own),
+        ("DELETE", message_path + "/reactions/{emoji}/@me", reactions.remove_own),
         ("POST", "/interactions/{interaction_id}/{token}/callback", api.callback),
         ("POST", "/webhooks/{app_id}/{token}", api.followup),
         ("GET", webhook_message, api.get_webhook_message),
@@ -80,6 +84,10 @@ class RestApi:
         if found is None:
             raise DiscordError(404, 10013, "Unknown User")
         return json_response(found)
+
+    async def create_dm(self, request: web.Request) -> web.Response:
+        """POST /users/@me/channels {"recipient_id"}: open (or reuse) the DM with a user."""
+        return json_response(dms.open_dm(self.world, str(body_of(request).get("recipient_id"))))
 
     async def application(self, request: web.Request) -> web.Response:
         w = self.world

@@ -1,5 +1,6 @@
 """FakeDiscord: REST, gateway and CDN on one aiohttp server bound to 127.0.0.1, plus the user's
-side of Discord (slash commands, clicks) and everything a test wants to assert on."""
+side of Discord (actions.py: slash commands, clicks, modals, reactions) and everything a test
+wants to assert on."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import asyncio
 import copy
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
 
-from tests.fakediscord import cdn, invoke, rest
+from tests.fakediscord import cdn, dms, rest
+from tests.fakediscord.actions import UserActions
 from tests.fakediscord.gateway import Gateway, Session
 from tests.fakediscord.http import Plumbing
 from tests.fakediscord.records import JSON, FakeInteraction
@@ -24,7 +26,7 @@ MAX_REQUEST = 64 * 1024 * 1024  # read oversize uploads fully, then refuse them 
 GUILDS_INTENT, GUILD_MEMBERS_INTENT = 1 << 0, 1 << 1
 
 
-class FakeDiscord:
+class FakeDiscord(UserActions):
     def __init__(
         self,
         token: str = "bot-token",
@@ -117,8 +119,15 @@ class FakeDiscord:
 
     # --- the world --------------------------------------------------------------------------
 
-    def add_user(self, name: str) -> JSON:
-        user = self.world.add_user(name)
+    def add_user(self, name: str, permissions: int | None = None) -> JSON:
+        """A guild member. `permissions` (e.g. 1 << 5 Manage Guild): granted by a role of their
+        own on top of @everyone's, so their interactions carry @everyone's | these bits in
+        `member.permissions` (all bits if it includes Administrator); None: @everyone's only."""
+        user = self.world.add_user(name, permissions)
+        for role in self.world.roles:
+            if role["id"] in self.world.member_roles.get(user["id"], []):
+                data = {"guild_id": self.guild_id, "role": role}
+                self._dispatch_if(GUILDS_INTENT, "GUILD_ROLE_CREATE", data)
         self._dispatch_if(
             GUILD_MEMBERS_INTENT,
             "GUILD_MEMBER_ADD",
@@ -142,68 +151,9 @@ class FakeDiscord:
         if any(s.intents & intent for s in self.gateway.sessions.values()):
             self.world.dispatch(event, data)
 
-    # --- acting as a user -------------------------------------------------------------------
-
-    async def slash(
-        self,
-        name: str,
-        options: dict[str, Any] | None = None,
-        *,
-        user: JSON | None = None,
-        channel_id: str | None = None,
-        attachments: dict[str, invoke.AttachmentSpec] | None = None,
-    ) -> FakeInteraction:
-        """Run `/name` (or "/group sub") with option values as the client would send them."""
-        inter = invoke.command_interaction(
-            self.world,
-            name,
-            options or {},
-            attachments or {},
-            user or self.owner,
-            channel_id or self.channel_id,
-        )
-        return self._send(inter)
-
-    async def click(
-        self, message_id: str, custom_id: str, *, user: JSON | None = None
-    ) -> FakeInteraction:
-        """Click a button that is on the message."""
-        inter = invoke.component_interaction(
-            self.world, message_id, custom_id, user or self.owner, None
-        )
-        return self._send(inter)
-
-    async def select(
-        self, message_id: str, custom_id: str, values: list[str], *, user: JSON | None = None
-    ) -> FakeInteraction:
-        inter = invoke.component_interaction(
-            self.world, message_id, custom_id, user or self.owner, values
-        )
-        return self._send(inter)
-
-    def _send(self, inter: FakeInteraction) -> FakeInteraction:
-        # with no bot connected the interaction is lost, as on Discord (the deadline check reports it)
-        self.world.dispatch("INTERACTION_CREATE", inter.payload)
-        loop = asyncio.get_running_loop()
-        self._deadline_timers.append(
-            loop.call_later(self.world.ack_deadline, self._check_ack, inter)
-        )
-        return inter
-
-    def _check_ack(self, inter: FakeInteraction) -> None:
-        if inter.acked_at is None:
-            self.world.errors.append(
-                {
-                    "method": None,
-                    "path": None,
-                    "status": None,
-                    "code": 10062,
-                    "message": f"interaction {inter.id} was not acknowledged within {self.world.ack_deadline} s "
-                    "(the user sees 'The application did not respond')",
-                    "errors": None,
-                    "time": time.monotonic(),
-                }
-            )
+    def block_dms(self, user_id: str, blocked: bool = True) -> None:
+        """The user accepts no DMs from the bot: its posts there fail with 403 50007."""
+        (self.world.blocked_dms.add if blocked else self.world.blocked_dms.discard)(user_id)
 
     # --- observing --------------------------------------------------------------------------
 
@@ -259,6 +209,13 @@ class FakeDiscord:
             for m in self.world.messages.values()
             if m.payload["channel_id"] == channel_id and (include_deleted or not m.deleted)
         ]
+
+    def dm_messages(self, user_id: str, *, include_deleted: bool = False) -> list[JSON]:
+        """What the bot posted in its DM channel with this user (none if it never opened one)."""
+        channel_id = dms.dm_channel_id(self.world, user_id)
+        return (
+            [] if channel_id is None else self.messages(channel_id, include_deleted=include_deleted)
+        )
 
     def message(self, message_id: str) -> JSON:
         return self.world.messages[message_id].view()

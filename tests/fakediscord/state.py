@@ -20,6 +20,7 @@ from tests.fakediscord.rules import (
 Dispatch = Callable[[str, JSON], None]
 
 ALL_PERMISSIONS = (1 << 53) - 1
+ADMINISTRATOR = 1 << 3
 
 
 class World:
@@ -49,6 +50,9 @@ class World:
         self.joined: dict[str, str] = {}
         self.channels: dict[str, JSON] = {}
         self.threads: dict[str, JSON] = {}
+        self.dm_channels: dict[str, JSON] = {}  # by channel id (dms.py)
+        self.blocked_dms: set[str] = set()  # users who accept no DMs from the bot
+        self.member_roles: dict[str, list[str]] = {}
         self.bot_channel_permissions: dict[str, int] = {}
         self.messages: dict[str, StoredMessage] = {}
         self.blobs: dict[str, tuple[bytes, str]] = {}
@@ -60,9 +64,15 @@ class World:
 
     # --- guild, users, channels -------------------------------------------------------------
 
-    def add_user(self, name: str) -> JSON:
+    def add_user(self, name: str, permissions: int | None = None) -> JSON:
+        """A guild member; `permissions` come with a role of their own, on top of @everyone's."""
         payload = payloads.user(self.ids.next(), name)
         self.users[payload["id"]] = payload
+        if permissions is not None:
+            role = payloads.role(self.ids.next(), f"{name}-role", permissions, len(self.roles))
+            role["managed"] = False
+            self.roles.append(role)
+            self.member_roles[payload["id"]] = [role["id"]]
         return payload
 
     def add_channel(self, name: str, permissions: int | None = None) -> JSON:
@@ -102,10 +112,18 @@ class World:
     def member(self, user_payload: JSON) -> JSON:
         joined = self.joined.setdefault(user_payload["id"], payloads.iso_now())
         role_ids = [self.bot_role_id] if user_payload["id"] == self.application_id else []
+        role_ids = self.member_roles.get(user_payload["id"], role_ids)
         return payloads.member(user_payload, role_ids, joined)
 
     def member_permissions(self, user_id: str) -> int:
-        return ALL_PERMISSIONS if user_id == self.owner["id"] else payloads.EVERYONE_PERMISSIONS
+        """Guild permissions: the owner has all; others @everyone's plus their roles'."""
+        if user_id == self.owner["id"]:
+            return ALL_PERMISSIONS
+        bits = payloads.EVERYONE_PERMISSIONS
+        for role in self.roles:
+            if role["id"] in self.member_roles.get(user_id, []):
+                bits |= int(role["permissions"])
+        return ALL_PERMISSIONS if bits & ADMINISTRATOR else bits
 
     def guild(self) -> JSON:
         members = [self.member(u) for u in [self.bot_user, *self.users.values()]]
@@ -120,7 +138,11 @@ class World:
         )
 
     def channel(self, channel_id: str) -> JSON:
-        found = self.channels.get(channel_id) or self.threads.get(channel_id)
+        found = (
+            self.channels.get(channel_id)
+            or self.threads.get(channel_id)
+            or self.dm_channels.get(channel_id)
+        )
         if found is None:
             raise DiscordError(404, UNKNOWN_CHANNEL, "Unknown Channel")
         return found
@@ -159,10 +181,11 @@ class World:
     ) -> StoredMessage:
         message_id = self.ids.next()
         attachments = self._attachments(channel_id, [], body.get("attachments"), uploads)
+        guild_id = None if channel_id in self.dm_channels else self.guild_id
         payload = payloads.message(
             message_id,
             channel_id,
-            self.guild_id,
+            guild_id,
             author,
             body,
             message_type=message_type,
@@ -173,7 +196,8 @@ class World:
         self.messages[message_id] = stored
         if not stored.ephemeral:
             self.channel(channel_id)["last_message_id"] = message_id
-            self.dispatch("MESSAGE_CREATE", {**payload, "member": self.member(author)})
+            event = {**payload, "member": self.member(author)} if guild_id else payload
+            self.dispatch("MESSAGE_CREATE", event)
         return stored
 
     def edit_message(self, stored: StoredMessage, body: JSON, uploads: list[Upload]) -> None:
@@ -199,14 +223,8 @@ class World:
     def delete_message(self, stored: StoredMessage) -> None:
         stored.deleted = True
         if not stored.ephemeral:
-            self.dispatch(
-                "MESSAGE_DELETE",
-                {
-                    "id": stored.id,
-                    "channel_id": stored.payload["channel_id"],
-                    "guild_id": self.guild_id,
-                },
-            )
+            where = {k: v for k, v in stored.payload.items() if k in ("channel_id", "guild_id")}
+            self.dispatch("MESSAGE_DELETE", {"id": stored.id, **where})
 
     def _attachments(
         self,
