@@ -11,6 +11,7 @@ class ResultCode(StrEnum):
     BANNED_PROMPT = "BANNED_PROMPT"
     BLOCKED = "BLOCKED"
     BUTTON_NOT_FOUND = "BUTTON_NOT_FOUND"
+    CANCELLED = "CANCELLED"
     FAILED_TO_PROCESS_YOUR_COMMAND = "FAILED_TO_PROCESS_YOUR_COMMAND"
     FAILED_TO_REQUEST = "FAILED_TO_REQUEST"
     IMAGE_BLOCKED = "IMAGE_BLOCKED"
@@ -32,6 +33,7 @@ EXPLANATIONS: dict[ResultCode, str] = {
     ResultCode.BANNED_PROMPT: "The prompt was refused by the content filter. Rephrase it.",
     ResultCode.BLOCKED: "You are blocked from using this service.",
     ResultCode.BUTTON_NOT_FOUND: "That button does not exist on this message.",
+    ResultCode.CANCELLED: "The job was cancelled.",
     ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND: (
         "Generation failed. Try again; if it keeps failing, tell the server owner."
     ),

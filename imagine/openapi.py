@@ -230,6 +230,39 @@ def spec(base_url: str) -> dict[str, Any]:
                     ),
                 }
             },
+            "/v2/cancel": {
+                "post": {
+                    "summary": "Stop a queued or running job: it ends failed, content CANCELLED "
+                    "(404: no such job of this token; 409: it has finished already)",
+                    "parameters": [_ENCODING],
+                    "requestBody": {
+                        "required": True,
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["messageId"],
+                                "properties": {"messageId": _TEXT},
+                            }
+                        ),
+                    },
+                    "responses": _responses(
+                        {
+                            "type": "object",
+                            "required": ["success", "messageId", "status"],
+                            "properties": {
+                                "success": {"const": True},
+                                "messageId": {"type": "string"},
+                                "status": {"const": "failed"},
+                            },
+                        },
+                        400,
+                        404,
+                        409,
+                        413,
+                        415,
+                    ),
+                }
+            },
             "/v2/is-this-naughty": {
                 "post": {
                     "summary": "Whether the prefilter refuses a prompt, and for which phrase",

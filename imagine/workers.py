@@ -19,8 +19,10 @@ from collections.abc import Callable
 from imagine.codes import ResultCode
 from imagine.engines.base import capabilities_json
 from imagine.jobs import Job, JobStatus, utcnow
+from imagine.previews import image_key
 from imagine.runner import Runner
 from imagine.settings import Settings
+from imagine.storage import StorageError
 from imagine.store import (
     LIVE_MARKS,
     Fenced,
@@ -166,7 +168,27 @@ class WorkerPool:
         finally:
             keeper.cancel()
             self.running.pop(number, None)
+        await self._tidy_cancelled(job)
         self.on_done()
+
+    async def _tidy_cancelled(self, job: Job) -> None:
+        """A job cancelled while it rendered here saved nothing from here (the cancel took its
+        lease), but its engine may have stored files before it stopped (a grid that was done
+        just as the cancel landed, a last preview): they go, now that nothing writes them."""
+        if job.id in self.runner.unsaved:
+            return  # it ended while the database could not be written: nothing to ask it
+        try:
+            current = await self.store.get(job.id)
+        except Exception as exc:  # the files stay; the job is over all the same
+            log.warning("job %s: could not look whether it was cancelled: %s", job.id, exc)
+            return
+        if current is None or current.error_code is not ResultCode.CANCELLED:
+            return
+        try:
+            await self.runner.storage.delete_prefix(image_key(job.id, ""))
+        except StorageError as exc:
+            log.warning("job %s: the files of its cancelled run could not be removed: %s",
+                        job.id, exc)  # fmt: skip
 
     async def _keep(self, job: Job, lease: Lease) -> None:
         """Renew the lease (a third of its length, at most every second, so progress shows)."""

@@ -121,6 +121,17 @@ async def seed(request: web.Request) -> web.Response:
     return web.json_response({"success": True, "messageId": message_id, "seed": value})
 
 
+async def cancel(request: web.Request) -> web.Response:
+    """``{messageId}``: stop a queued or running job of this token; it then reads as failed
+    with ``content: "CANCELLED"``. 404 for an unknown id, 409 for a job that has finished."""
+    data = await body(request)
+    message_id = string(data, "messageId", required=True, limit=100).strip()
+    if not message_id:
+        raise ServiceError(400, None, "'messageId' is empty: send the id of the job to cancel.")
+    job = await request.app[SERVICE].cancel(message_id, token(request))
+    return web.json_response({"success": True, "messageId": job.id, "status": job.status.value})
+
+
 async def is_this_naughty(request: web.Request) -> web.Response:
     data = await body(request)
     phrase = request.app[SERVICE].is_naughty(string(data, "msg", required=True, limit=100_000))
@@ -170,6 +181,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v2/describe", describe)
     app.router.add_post("/v2/shorten", shorten)
     app.router.add_post("/v2/seed", seed)
+    app.router.add_post("/v2/cancel", cancel)
     app.router.add_post("/v2/is-this-naughty", is_this_naughty)
     app.router.add_get("/v2/settings", settings)
     app.router.add_post("/v2/settings", settings)

@@ -52,6 +52,20 @@ class JobStore(Claims, Outbox, Modals):
     async def get(self, job_id: str) -> Job | None:
         return await self._one("id = ?", job_id)
 
+    async def held(self, job_id: str) -> tuple[Job, Lease | None] | None:
+        """The job as it is now, with the lease its worker holds it under (None while it is not
+        running, or for a row from before leases): what a write that must not race that worker
+        is fenced with."""
+        rows = await self.fetch(
+            f"SELECT {COLUMNS}, lease, worker FROM jobs WHERE id = ?", (job_id,)
+        )
+        if not rows:
+            return None
+        *fields, token, worker = rows[0]
+        job = row_to_job(fields)
+        holds = job.status is JobStatus.RUNNING and token
+        return job, Lease(str(token), str(worker or "")) if holds else None
+
     async def get_many(self, ids: list[str]) -> list[Job]:
         """The jobs with these ids that exist, in the order asked."""
         found: dict[str, Job] = {}
@@ -75,10 +89,18 @@ class JobStore(Claims, Outbox, Modals):
         return [row_to_job(row) for row in rows]
 
     async def queue_webhook(self, job_id: str, url: str, body: bytes) -> None:
-        """A delivery due now that no job write carries (a job that started)."""
+        """A delivery due now that no job write carries (a job that started), only while the
+        job still runs: one that ended meanwhile (done, or cancelled right after its claim) has
+        its outcome queued already, and a receiver must never read "in progress" after it."""
 
         async def write(tx: Tx) -> None:
-            await tx.execute(ADD_WEBHOOK.format(now=self.now), (job_id, url, body, 0.0))
+            # a write that changes nothing, to lock the row until the commit (PostgreSQL): an
+            # outcome saved meanwhile waits, and then replaces this notice as it replaces any
+            held = await tx.execute(
+                "UPDATE jobs SET status = status WHERE id = ? AND status = 'running'", (job_id,)
+            )
+            if held == 1:
+                await tx.execute(ADD_WEBHOOK.format(now=self.now), (job_id, url, body, 0.0))
 
         await self.commit(Unit(write))
 

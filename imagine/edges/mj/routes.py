@@ -1,8 +1,8 @@
-"""midjourney-proxy's routes: ``/mj/submit/*`` makes tasks, ``/mj/task/*`` reads them.
+"""midjourney-proxy's routes: ``/mj/submit/*`` makes tasks, ``/mj/task/*`` reads and cancels them.
 
-A task is a job: its id is the job's id, so a job made through ``/v2/imagine`` is fetched and
-pressed here, and a task made here is read through ``/v2/message``. ``state`` is kept as the
-job's ``ref`` and ``notifyHook`` as its webhook (its body is the task object).
+A task is a job: its id is the job's id, so a job made through ``/v2/imagine`` is fetched,
+pressed and cancelled here, and a task made here is read through ``/v2/message``. ``state`` is
+kept as the job's ``ref`` and ``notifyHook`` as its webhook (its body is the task object).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from imagine.codes import ResultCode
 from imagine.edges.common import MAX_DATA_BODY, body, flag, image_data, string, token
 from imagine.edges.mj import envelope
 from imagine.edges.mj.customid import parse
-from imagine.edges.mj.task import modal_view, task_view
+from imagine.edges.mj.task import STATUS, modal_view, task_view
 from imagine.errors import ServiceError
-from imagine.jobs import Job
+from imagine.jobs import Job, JobStatus
 from imagine.keys import SERVICE, SETTINGS
 from imagine.service.presses import MODAL_ALWAYS, REMIXABLE
 from imagine.store import Modal
@@ -265,6 +265,27 @@ async def image_seed(request: web.Request) -> web.Response:
     return envelope.answer(envelope.SUCCESS, "Success", str(seed))
 
 
+async def cancel(request: web.Request) -> web.Response:
+    """Stop a queued or running task (trueai's ``task/{id}/cancel``, which takes no body): the
+    submit envelope, code 1 with the task id; 3 (HTTP 404) for a task this token does not have,
+    4 for one that has finished already (``properties.status`` says how).
+
+    A cancelled task then reads ``status: "FAILURE"`` with the sentence as ``failReason``, not
+    trueai's ``CANCEL``: new-api refunds a task's quota when it reads FAILURE and has no case
+    for CANCEL, so a relayed client would be charged for a task that never ran."""
+    task_id = request.match_info["id"].strip()
+    try:
+        job = await request.app[SERVICE].cancel(task_id, token(request))
+    except ServiceError as exc:
+        if exc.status == 404:
+            return _unknown(task_id)
+        if exc.status != 409:
+            raise
+        ended = STATUS[JobStatus(exc.extra["ended"])]
+        return envelope.answer(envelope.VALIDATION_ERROR, exc.message, None, status=ended)
+    return envelope.answer(envelope.SUCCESS, "Success", job.id)
+
+
 SUBMITS = {
     "imagine": imagine, "change": change, "simple-change": simple_change, "action": action,
     "modal": modal, "describe": describe, "blend": blend, "shorten": shorten,
@@ -279,6 +300,7 @@ def add_routes(app: web.Application) -> None:
             app.router.add_post(f"{prefix}/submit/{name}", handler)
         app.router.add_get(f"{prefix}/task/{{id}}/fetch", fetch)
         app.router.add_get(f"{prefix}/task/{{id}}/image-seed", image_seed)
+        app.router.add_post(f"{prefix}/task/{{id}}/cancel", cancel)
         app.router.add_post(f"{prefix}/task/list-by-condition", list_by_condition)
         app.router.add_post(f"{prefix}/task/list-by-ids", list_by_condition)
         app.router.add_get(f"{prefix}/task/list", listing)

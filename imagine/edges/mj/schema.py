@@ -95,6 +95,11 @@ def paths() -> dict[str, Any]:
         out[f"{prefix}/task/{{id}}/image-seed"] = {"get": {
             "summary": "midjourney-proxy: a task's seed", "security": _SECURITY,
             "parameters": [task_id], "responses": _ok(ENVELOPE, 404)}}  # fmt: skip
+        out[f"{prefix}/task/{{id}}/cancel"] = {"post": {
+            "summary": "midjourney-proxy: stop a queued or running task (no body); code 1, or 4 "
+            "once it has finished. It then reads FAILURE, its failReason the cancel.",
+            "security": _SECURITY, "parameters": [task_id],
+            "responses": _ok(ENVELOPE, 404)}}  # fmt: skip
         listed = {"type": "array", "items": TASK}
         by_ids = {"type": "object", "properties": {"ids": {"type": "array", "items": _TEXT}}}
         for name in ("list-by-condition", "list-by-ids"):

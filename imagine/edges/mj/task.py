@@ -34,6 +34,9 @@ STATUS = {
     JobStatus.DONE: "SUCCESS",
     JobStatus.FAILED: "FAILURE",
 }
+"""Our statuses as midjourney-proxy's. A cancelled job is a failed one, so it reads FAILURE (its
+failReason says it was cancelled), never trueai's CANCEL: new-api refunds the quota of a task
+that reads FAILURE and knows no CANCEL, so it would not refund a cancelled one."""
 COMMANDS = {
     "IMAGINE": "/imagine",
     "BLEND": "/blend",
