@@ -19,6 +19,8 @@ from bot.delivery import Deliveries
 from bot.embedded import ServiceEndpoint, start_embedded
 from bot.limits import JobLimiter
 from bot.pending import PendingStore
+from bot.posted import PostedResults
+from bot.preferences import PreferenceStore
 from bot.pressed import PressedButtons
 from bot.settings import BotSettings
 from bot.tree import ImagineTree
@@ -29,6 +31,9 @@ EXTENSIONS = (
     "cogs.imagine",
     "cogs.prompts",
     "cogs.buttons",
+    "cogs.jobinfo",
+    "cogs.cancel",
+    "cogs.settings",
     "cogs.info",
     "cogs.help",
     "cogs.admin",
@@ -57,6 +62,8 @@ class ImagineBot(commands.Bot):
         self._deliveries: Deliveries | None = None
         self._limiter: JobLimiter | None = None
         self._pressed: PressedButtons | None = None
+        self._posted: PostedResults | None = None
+        self._preferences: PreferenceStore | None = None
 
     # The services cogs are given; set up in setup_hook, so reading them earlier is a bug.
     @property
@@ -75,6 +82,21 @@ class ImagineBot(commands.Bot):
         return self._limiter
 
     @property
+    def pending(self) -> PendingStore:
+        assert self._store is not None, "setup_hook has not run"
+        return self._store
+
+    @property
+    def preferences(self) -> PreferenceStore:
+        assert self._preferences is not None, "setup_hook has not run"
+        return self._preferences
+
+    @property
+    def posted(self) -> PostedResults:
+        assert self._posted is not None, "setup_hook has not run"
+        return self._posted
+
+    @property
     def pressed(self) -> PressedButtons:
         assert self._pressed is not None, "setup_hook has not run"
         return self._pressed
@@ -91,7 +113,11 @@ class ImagineBot(commands.Bot):
         await self._report_service(url)
         self._store = await PendingStore.open(settings.data_dir / "bot-pending.sqlite3")
         self._pressed = await PressedButtons.open(settings.data_dir / "bot-pending.sqlite3")
-        self._deliveries = Deliveries(self, self._imagine, self._store, settings, result_view)
+        self._posted = await PostedResults.open(settings.data_dir / "bot-pending.sqlite3")
+        self._preferences = await PreferenceStore.open(settings.data_dir / "bot-pending.sqlite3")
+        self._deliveries = Deliveries(
+            self, self._imagine, self._store, settings, result_view, posted=self._posted
+        )
         self._limiter = JobLimiter(self._imagine, self._deliveries, settings.max_jobs_per_user)
         for extension in EXTENSIONS:
             try:
@@ -160,6 +186,12 @@ class ImagineBot(commands.Bot):
         pressed, self._pressed = self._pressed, None
         if pressed is not None:
             await pressed.close()
+        preferences, self._preferences = self._preferences, None
+        if preferences is not None:
+            await preferences.close()
+        posted, self._posted = self._posted, None
+        if posted is not None:
+            await posted.close()
 
 
 class ShardedImagineBot(ImagineBot, commands.AutoShardedBot):

@@ -17,6 +17,9 @@ import aiohttp
 
 log = logging.getLogger(__name__)
 
+NEVER_INCOMPLETE = 100_000.0
+"""expireMins (the service's most) for reading a job that may be old."""
+
 
 class ImagineError(Exception):
     """The service refused a request: ``code`` is its result code, ``message`` its sentence."""
@@ -86,6 +89,19 @@ class JobResult:
     @property
     def failed(self) -> bool:
         return self.status == "failed" or not (self.image_url or self.prompts)
+
+
+@dataclass(frozen=True)
+class JobDetails:
+    """What made a result: its prompt, seed and the engine's effective settings."""
+
+    job_id: str
+    type: str
+    prompt: str
+    seed: int | None
+    seeds: tuple[int, ...]
+    settings: dict[str, Any]
+    created_at: str
 
 
 @dataclass(frozen=True)
@@ -197,8 +213,13 @@ class ImagineClient:
         body = {"prompt": prompt, "ref": ref.to_json()}
         return self._submitted(await self._request("POST", "/v2/shorten", json=body))
 
-    async def button(self, button_message_id: str, button: str, ref: JobRef) -> Submitted:
+    async def button(
+        self, button_message_id: str, button: str, ref: JobRef, prompt: str | None = None
+    ) -> Submitted:
+        """Press a result's button; ``prompt`` is a Remix's or a Custom Zoom's new prompt."""
         body = {"buttonMessageId": button_message_id, "button": button, "ref": ref.to_json()}
+        if prompt is not None:
+            body["prompt"] = prompt
         return self._submitted(await self._request("POST", "/v2/button", json=body))
 
     @staticmethod
@@ -243,6 +264,37 @@ class ImagineClient:
             status=str(data.get("status") or "running"),
             queue_position=int(position) if isinstance(position, int) else None,
             preview_url=data.get("progressImageUrl") or None,
+        )
+
+    async def cancel(self, message_id: str) -> None:
+        """End a queued or running job (it then reads as failed, CANCELLED)."""
+        await self._request("POST", "/v2/cancel", json={"messageId": message_id})
+
+    async def details(self, message_id: str) -> JobDetails:
+        """A finished job's prompt, seed and settings, for a member who asks what made a result."""
+        params = {"expireMins": f"{NEVER_INCOMPLETE:g}"}
+        data = await self._request("GET", f"/v2/message/{message_id}", params=params)
+        response = data.get("response") if data.get("progress") == 100 else None
+        if not isinstance(response, dict):
+            raise ImagineError(
+                "JOB_QUEUED", "That job has not finished yet.", 400, message_id=message_id
+            )
+        seed: int | None = None
+        try:
+            answer = await self._request("POST", "/v2/seed", json={"messageId": message_id})
+            seed = int(answer["seed"]) if isinstance(answer.get("seed"), int) else None
+        except ImagineError:
+            pass  # a describe or a shorten: no image, so no seed
+        settings = response.get("settings")
+        content = response.get("content")
+        return JobDetails(
+            job_id=message_id,
+            type=str(response.get("type") or "imagine"),
+            prompt="" if isinstance(content, list) else str(content or ""),
+            seed=seed,
+            seeds=tuple(int(s) for s in response.get("seeds") or () if isinstance(s, int)),
+            settings=dict(settings) if isinstance(settings, dict) else {},
+            created_at=str(response.get("createdAt") or ""),
         )
 
     async def info(self, user_id: int | None = None) -> ServiceInfo:

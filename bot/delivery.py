@@ -21,6 +21,7 @@ from bot.attachments import ImageKind, UnreadableImage, Upload, prepare, preview
 from bot.client import ImagineClient, ImagineError, JobProgress, JobResult, ServiceUnavailable
 from bot.errors import TOO_LONG, explain_failure
 from bot.pending import PendingJob, PendingStore
+from bot.posted import PostedResults
 from bot.progress import (
     EditPacer,
     blocked_note,
@@ -41,6 +42,8 @@ ViewFactory = Callable[[str, Sequence[str]], discord.ui.View]
 
 _DOWNLOAD_ATTEMPTS = 3
 LOST = "The image service lost track of this job. Try again."
+CANCELLED = "CANCELLED"
+"""The result code of a job its owner or a moderator cancelled."""
 
 
 def _failed(code: str, error: str = "") -> JobResult:
@@ -72,6 +75,7 @@ class Deliveries:
         settings: BotSettings,
         view_factory: ViewFactory,
         surfaces: Callable[[PendingJob], Surface] | None = None,
+        posted: PostedResults | None = None,
     ) -> None:
         self._client = client
         self._imagine = imagine
@@ -79,6 +83,8 @@ class Deliveries:
         self._settings = settings
         self._view_factory = view_factory
         self._surfaces = surfaces or (lambda job: JobSurface(client, job))
+        self._posted = posted
+        """Where each posted result's job is written down (for ✉️ and Show job)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting: set[asyncio.Task[Any]] = set()
         """Commands between the service's answer and their delivery's start: a stop waits for
@@ -155,7 +161,11 @@ class Deliveries:
         surface = self._surfaces(job)
         try:
             result = await self._wait(job, surface)
-            if result.failed:
+            if result.failed and result.content == CANCELLED:
+                log.info("job %s: cancelled", job.job_id)
+                await surface.cancelled(progress_text(job.prompt, job.user_id, job.button, None)
+                                        .rsplit(" (", 1)[0] + " (Cancelled)")  # fmt: skip
+            elif result.failed:
                 log.info("job %s: failed (%s) %s", job.job_id, result.content, result.error)
                 await surface.fail(explain_failure(result))
             else:
@@ -245,11 +255,20 @@ class Deliveries:
             log.info("job %s: preview unavailable: %s", job.job_id, exc)
             return None
 
+    async def _remember(self, message_id: int, job: PendingJob) -> None:
+        if self._posted is None:
+            return
+        try:
+            await self._posted.add(message_id, job.job_id, job.user_id)
+        except Exception as exc:  # the result is posted: only Show job will not know it
+            log.warning("job %s: could not note message %s: %s", job.job_id, message_id, exc)
+
     async def _post(self, job: PendingJob, surface: Surface, result: JobResult) -> None:
         if result.prompts:  # a /describe's or a /shorten's: prompts to pick from, no image
             view = self._view_factory(result.button_message_id, result.buttons)
             content = prompts_text(headline(job.prompt, job.user_id, job.button), result.prompts)
             message_id = await surface.finish(content, None, view)
+            await self._remember(message_id, job)
             log.info("job %s: posted as message %s (%d prompts)", job.job_id, message_id,
                      len(result.prompts))  # fmt: skip
             return
@@ -274,6 +293,7 @@ class Deliveries:
         view = self._view_factory(result.button_message_id, result.buttons)
         content = headline(prompt, job.user_id, job.button) + blocked_note(result.blocked)
         message_id = await surface.finish(content, upload, view)
+        await self._remember(message_id, job)
         log.info(
             "job %s: posted as message %s (%s, %d bytes, buttons %s)",
             job.job_id,

@@ -89,6 +89,13 @@ class PendingStore:
         await self._db.execute("DELETE FROM pending WHERE job_id = ?", (job_id,))
         await self._db.commit()
 
+    async def get(self, job_id: str) -> PendingJob | None:
+        async with self._db.execute(
+            "SELECT record FROM pending WHERE job_id = ?", (job_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else PendingJob.from_json(row[0])
+
     async def all(self) -> list[PendingJob]:
         async with self._db.execute("SELECT record FROM pending ORDER BY created") as cursor:
             rows = await cursor.fetchall()

@@ -42,6 +42,8 @@ class Surface(Protocol):
 
     async def fail(self, sentence: str) -> None: ...
 
+    async def cancelled(self, content: str) -> None: ...
+
 
 class JobSurface:
     def __init__(self, client: discord.Client, job: PendingJob) -> None:
@@ -135,6 +137,17 @@ class JobSurface:
         )
         await self._point_to(posted.id, "The result is in a new message:")
         return posted.id
+
+    async def cancelled(self, content: str) -> None:
+        """The progress message says the job was cancelled, without its Cancel button; a
+        message that is gone needs nothing."""
+        if self.job.message_id is None:
+            return
+        try:
+            await self._edit(self.job.message_id, content=content, attachments=[], view=None,
+                             allowed_mentions=NOBODY)  # fmt: skip
+        except discord.HTTPException as exc:
+            log.warning("job %s: could not show the cancel (%s)", self.job.job_id, exc.status)
 
     async def fail(self, sentence: str) -> None:
         """Tell the requester privately while the token lives, else with a mention in the channel."""

@@ -20,6 +20,7 @@ from bot.errors import UserFacingError, check_interaction_can_post, explain_refu
 from bot.pending import PendingJob
 from bot.progress import numbered_prompt, progress_text
 from bot.tree import log_failure, reply_privately
+from cogs.cancel import cancel_view
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -33,12 +34,12 @@ _ROW_GROUPS: tuple[tuple[str, ...], ...] = (
     ("V1", "V2", "V3", "V4"),
     ("Upscale (Subtle)", "Upscale (Creative)", "Upscale (2x)", "Upscale (4x)"),
     ("Vary (Strong)", "Vary (Subtle)"),
-    ("Zoom Out 2x", "Zoom Out 1.5x", "Make Square"),
+    ("Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom", "Make Square"),
     ("⬅️", "➡️", "⬆️", "⬇️"),
 )
-NEEDS_INPUT = frozenset({"Vary (Region)", "Custom Zoom"})
-"""Buttons that need more than a click (a painted mask; a factor and a prompt in a modal): not
-shown in Discord until the bot can ask for that; the API offers them to its other clients."""
+NEEDS_INPUT = frozenset({"Vary (Region)"})
+"""Buttons that need more than a click (a painted mask): not shown in Discord until the bot can
+ask for that; the API offers them to its other clients."""
 _PROMPT_IN_HEADLINE = re.compile(r"^\*\*(?P<prompt>.*?)\*\* - ", re.DOTALL)
 
 
@@ -86,6 +87,19 @@ class JobButton(
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         # DynamicItem errors never reach the tree: this callback is its own error handler.
         try:
+            bot = cast("ImagineBot", interaction.client)
+            if self.button in MODAL_BUTTONS or (
+                self.button in REMIXABLE
+                and (
+                    await bot.preferences.effective(interaction.user.id, interaction.guild_id)
+                ).values.remix
+            ):  # a modal must be the first answer, within 3 s
+                clicked = interaction.message
+                prompt = prompt_of(clicked.content) if clicked is not None else ""
+                await interaction.response.send_modal(
+                    PromptModal(self.button_message_id, self.button, prompt)
+                )
+                return
             await press(
                 cast("ImagineBot", interaction.client),
                 interaction,
@@ -143,8 +157,69 @@ def prompt_of(content: str) -> str:
     return re.sub(r"\\(.)", r"\1", found["prompt"]) if found else ""
 
 
+MODAL_BUTTONS = frozenset({"Custom Zoom"})
+"""Buttons that first ask for a prompt in a modal."""
+REMIXABLE = frozenset({"V1", "V2", "V3", "V4", "🔄", "Vary (Strong)", "Vary (Subtle)"})
+"""Buttons that ask for the prompt first when the member's Remix Mode is on."""
+_ZOOM = re.compile(r"(?:^|\s)(?:--|—)zoom(?:\s+(?P<value>\S+))?", re.IGNORECASE)
+ZOOM_RANGE = (1.0, 2.0)
+
+
+def modal_prompt(button: str, prompt: str) -> str:
+    """The modal's prefilled prompt: the result's own (a Custom Zoom's with ``--zoom 2``)."""
+    if button != "Custom Zoom" or _ZOOM.search(prompt):
+        return prompt
+    return f"{prompt} --zoom 2".strip()
+
+
+def check_zoom(text: str) -> None:
+    """A sentence (that gives the text back, so nothing typed is lost) unless ``--zoom`` is 1–2."""
+    found = _ZOOM.search(text)
+    value = found["value"] if found else None
+    try:
+        factor = float(value) if value is not None else None
+    except ValueError:
+        factor = None
+    if factor is None or not ZOOM_RANGE[0] <= factor <= ZOOM_RANGE[1]:
+        shown = discord.utils.escape_markdown(text[:1500])
+        raise UserFacingError(
+            "Custom Zoom needs `--zoom` with a number from 1 to 2 (e.g. `--zoom 1.5`). "
+            f"Press Custom Zoom again with it; your prompt was:\n{shown}"
+        )
+
+
+class PromptModal(discord.ui.Modal):
+    """Remix's and Custom Zoom's modal: the prompt (with ``--zoom``), editable, then the press."""
+
+    def __init__(self, button_message_id: str, button: str, prompt: str) -> None:
+        title = "Remix" if button in REMIXABLE else button
+        super().__init__(title=title, custom_id=f"modal:{button_message_id}"[:100], timeout=None)
+        self.button_message_id = button_message_id
+        self.button = button
+        self.prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
+            label="Prompt", style=discord.TextStyle.paragraph, default=modal_prompt(button, prompt)[:4000],
+            max_length=4000, required=True, custom_id="prompt",
+        )  # fmt: skip
+        self.add_item(self.prompt)
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            text = " ".join(self.prompt.value.split())
+            if self.button == "Custom Zoom":
+                check_zoom(text)
+            bot = cast("ImagineBot", interaction.client)
+            await press(bot, interaction, self.button_message_id, self.button, prompt=text)
+        except Exception as exc:
+            log_failure(f"{self.button} on {self.button_message_id}", interaction, exc)
+            await reply_privately(interaction, user_message(exc))
+
+
 async def press(
-    bot: ImagineBot, interaction: discord.Interaction[Any], button_message_id: str, button: str
+    bot: ImagineBot,
+    interaction: discord.Interaction[Any],
+    button_message_id: str,
+    button: str,
+    prompt: str | None = None,
 ) -> None:
     check_interaction_can_post(interaction)
     await (
@@ -156,7 +231,7 @@ async def press(
     ref = JobRef(user.id, interaction.guild_id, channel_id)
     async with bot.limiter.slot(user.id):
         try:
-            submitted = await bot.imagine.button(button_message_id, button, ref)
+            submitted = await bot.imagine.button(button_message_id, button, ref, prompt)
         except ImagineError as exc:
             if exc.code == "ALREADY_REQUESTED_UPSCALE":
                 await _mark_pressed(bot, interaction, clicked, button_message_id, button)
@@ -170,12 +245,12 @@ async def press(
         )
         if is_upscale(button):
             await _mark_pressed(bot, interaction, clicked, button_message_id, button)
-        prompt = numbered_prompt(clicked.content, button) or prompt_of(clicked.content)
+        shown = prompt or numbered_prompt(clicked.content, button) or prompt_of(clicked.content)
         channel = bot.get_partial_messageable(channel_id, guild_id=interaction.guild_id)
         jobs = [
             PendingJob(
                 job_id=job_id,
-                prompt=prompt,
+                prompt=shown,
                 button=button,
                 user_id=user.id,
                 guild_id=interaction.guild_id,
@@ -191,7 +266,8 @@ async def press(
 
         async def place(index: int, job: PendingJob) -> int:
             message = await channel.send(
-                progress_text(prompt, user.id, button, None),
+                progress_text(shown, user.id, button, None),
+                view=cancel_view(job.job_id),
                 reference=clicked.to_reference(fail_if_not_exists=False),
                 allowed_mentions=discord.AllowedMentions.none(),
             )

@@ -23,7 +23,10 @@ TOOLS = (
     "`/describe image:` (or `link:`) four prompts that could have made the image, shaped to its "
     "`--ar`; **1️⃣–4️⃣** imagine one, **🔄** reads the image again\n"
     "`/shorten prompt:` five shorter prompts that keep the words that count (parameters kept); "
-    "**1️⃣–5️⃣** imagine one"
+    "**1️⃣–5️⃣** imagine one\n"
+    "`/settings` your stylize, version, Raw, Remix, Draft, speed and a suffix, added to each "
+    "prompt that does not set them (`scope: server` for a server's defaults and locks)\n"
+    "React ✉️ to a result (or Apps → **Show job**) for its prompt, seed and settings"
 )
 
 PARAMETERS = (
@@ -42,8 +45,12 @@ PARAMETERS = (
 BUTTONS = (
     "**U1–U4** the image alone, full size · **V1–V4** four variations of one image · "
     "**🔄** four new images from the same prompt\n"
-    "After U: **Vary (Strong/Subtle)** · **Zoom Out 2x/1.5x** · **⬅️ ➡️ ⬆️ ⬇️** extend the "
-    "picture · **Make Square** · **Upscale (2x/4x)**\n"
+    "After U: **Vary (Strong/Subtle)** · **Zoom Out 2x/1.5x** · **Custom Zoom** (a prompt with "
+    "`--zoom 1–2`) · **⬅️ ➡️ ⬆️ ⬇️** extend the picture · **Make Square** · "
+    "**Upscale (Subtle)** doubles the size and keeps the details · **Upscale (Creative)** "
+    "doubles it and adds details\n"
+    "**❌ Cancel** under a job that is waiting or rendering (yours, or any for moderators). With "
+    "Remix Mode on, V, Vary and 🔄 first let you edit the prompt.\n"
     "Buttons keep working on old messages, even after the bot restarts. A used U button turns blue."
 )
 

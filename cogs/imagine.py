@@ -14,7 +14,9 @@ from discord.ext import commands
 from bot.client import JobRef, Submitted
 from bot.errors import UserFacingError, check_interaction_can_post
 from bot.pending import PendingJob
+from bot.preferences import apply
 from bot.progress import progress_text
+from cogs.cancel import cancel_view
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -71,12 +73,14 @@ class Imagine(commands.Cog):
         image: discord.Attachment | None = None,
     ) -> None:
         check_interaction_can_post(interaction)
+        effective = await self.bot.preferences.effective(interaction.user.id, interaction.guild_id)
+        prompt = apply(" ".join(prompt.split()), effective)  # the member's /settings
         msg = compose_msg(prompt, image)
         await interaction.response.defer(thinking=True)  # Discord's 3 s deadline
         await submit(
             self.bot,
             interaction,
-            " ".join(prompt.split()),
+            prompt,
             lambda ref: self.bot.imagine.imagine(msg, ref),
             f"/imagine {msg!r}",
         )
@@ -153,11 +157,12 @@ async def submit(
 
         async def place(index: int, job: PendingJob) -> int:
             text = progress_text(shown, user.id, "", None)
+            view = cancel_view(job.job_id)
             if index == 0:
-                return (await interaction.edit_original_response(content=text)).id
+                return (await interaction.edit_original_response(content=text, view=view)).id
             # {a,b} permutations and --repeat: one message per job
             extra = await interaction.followup.send(
-                text, wait=True, allowed_mentions=discord.AllowedMentions.none()
+                text, wait=True, view=view, allowed_mentions=discord.AllowedMentions.none()
             )
             return extra.id
 

@@ -17,6 +17,7 @@ UPSCALE_LABELS = {
     "Vary (Subtle)",
     "Zoom Out 2x",
     "Zoom Out 1.5x",
+    "Custom Zoom",
     "⬅️",
     "➡️",
     "⬆️",
@@ -25,6 +26,18 @@ UPSCALE_LABELS = {
     "Upscale (Subtle)",
     "Upscale (Creative)",
 }
+COMMANDS = [
+    "Show job",
+    "blend",
+    "describe",
+    "help",
+    "imagine",
+    "info",
+    "settings",
+    "shorten",
+    "sync",
+]
+"""Every command the bot registers, sorted by name as the tests read them."""
 PRIMARY, SECONDARY = 1, 2
 TIMEOUT = 15.0
 
@@ -59,11 +72,14 @@ def is_ephemeral(message: JSON) -> bool:
 
 
 async def finished_original(fake: FakeDiscord, inter: FakeInteraction) -> JSON:
-    """The /imagine response once it carries the result."""
+    """The /imagine response once it carries the result (its buttons, not the progress
+    message's Cancel)."""
     return await fake.wait_for(
         lambda: (
             inter.original
-            if inter.original and inter.original["attachments"] and buttons(inter.original)
+            if inter.original
+            and inter.original["attachments"]
+            and set(labels(inter.original)) - {"Cancel"}
             else None
         ),
         TIMEOUT,
@@ -94,7 +110,9 @@ async def reply_to(
             if (m.get("message_reference") or {}).get("message_id") == message_id
         ]
         replies = replies[after:]
-        return replies[0] if replies and replies[0]["attachments"] and buttons(replies[0]) else None
+        first = replies[0] if replies else None
+        done = first and first["attachments"] and set(labels(first)) - {"Cancel"}
+        return first if done else None
 
     return await fake.wait_for(found, TIMEOUT)
 

@@ -11,7 +11,7 @@ import pytest_asyncio
 
 from bot.errors import TOO_LONG
 from tests.e2e.conftest import BotLauncher, BotProcess, fake_rule
-from tests.e2e.screen import GRID_LABELS, TIMEOUT, buttons, image, labels, saying
+from tests.e2e.screen import GRID_LABELS, TIMEOUT, finished_original, image, labels, saying
 from tests.fakediscord import FakeDiscord
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -31,14 +31,7 @@ async def test_oversize_grid_is_reencoded_under_the_limit(
     fake: FakeDiscord, bot: BotProcess
 ) -> None:
     inter = await fake.slash("imagine", {"prompt": "a crowded market, intricate detail"})
-    message = await fake.wait_for(
-        lambda: (
-            inter.original
-            if inter.original and inter.original["attachments"] and buttons(inter.original)
-            else None
-        ),
-        TIMEOUT,
-    )
+    message = await finished_original(fake, inter)
     picture, attachment = await image(fake, message)
     assert attachment["size"] <= UPLOAD_LIMIT
     assert attachment["filename"].endswith(".webp")  # re-encoded: the service sent a JPEG

@@ -13,6 +13,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from tests.e2e.conftest import BotLauncher, BotProcess
 from tests.e2e.screen import (
+    COMMANDS,
     GRID_LABELS,
     PRIMARY,
     SECONDARY,
@@ -51,7 +52,7 @@ async def test_login_syncs_commands_to_the_configured_server_only(
     fake: FakeDiscord, bot: BotProcess
 ) -> None:
     names = sorted(c["name"] for c in fake.registered_commands(fake.guild_id))
-    assert names == ["blend", "describe", "help", "imagine", "info", "shorten", "sync"]
+    assert names == COMMANDS
     assert fake.registered_commands() == []  # never a global sync on boot
     imagine = next(c for c in fake.registered_commands(fake.guild_id) if c["name"] == "imagine")
     assert [(o["name"], o["type"], o.get("required", False)) for o in imagine["options"]] == [
@@ -259,14 +260,8 @@ async def test_only_the_owner_syncs_globally(fake: FakeDiscord, bot: BotProcess)
         lambda: owner.original if owner.original and owner.original["content"] else None
     )
     assert is_ephemeral(done)
-    assert done["content"].startswith("Synced 5 commands globally")
-    assert sorted(c["name"] for c in fake.registered_commands()) == [
-        "blend",
-        "help",
-        "imagine",
-        "info",
-        "sync",
-    ]
+    assert done["content"].startswith("Synced 9 commands globally")
+    assert sorted(c["name"] for c in fake.registered_commands()) == COMMANDS
 
 
 async def test_restart_resumes_a_running_job_and_old_buttons_still_work(

@@ -12,7 +12,7 @@ import pytest_asyncio
 from PIL import Image
 
 from tests.e2e.conftest import BotLauncher, BotProcess
-from tests.e2e.screen import TIMEOUT, button, buttons, labels, private_notice, reply_to
+from tests.e2e.screen import TIMEOUT, button, labels, private_notice, reply_to
 from tests.fakediscord import FakeDiscord, FakeInteraction
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -37,7 +37,7 @@ async def prompts_message(fake: FakeDiscord, inter: FakeInteraction) -> JSON:
 
     def ready() -> JSON | None:
         original = inter.original
-        return original if original and buttons(original) else None
+        return original if original and set(labels(original)) - {"Cancel"} else None
 
     return await fake.wait_for(ready, TIMEOUT)
 
@@ -88,7 +88,8 @@ async def test_describe_again_reads_the_same_image(fake: FakeDiscord, bot: BotPr
         replies = [
             m
             for m in fake.messages()
-            if (m.get("message_reference") or {}).get("message_id") == message["id"] and buttons(m)
+            if (m.get("message_reference") or {}).get("message_id") == message["id"]
+            and set(labels(m)) - {"Cancel"}
         ]
         return replies[0] if replies else None
 

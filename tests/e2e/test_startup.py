@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from tests.e2e.conftest import READY_TIMEOUT, BotLauncher, BotProcess
-from tests.e2e.screen import refused
+from tests.e2e.screen import COMMANDS, refused
 from tests.fakediscord import FakeDiscord
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -64,7 +64,7 @@ async def test_discord_out_of_reach_is_one_line_per_try_until_it_is_back(
         async with later:  # Discord is back, where the bot kept looking for it
             await later.wait_for_session(1, READY_TIMEOUT)
             names = sorted(c["name"] for c in later.registered_commands(later.guild_id))
-            assert names == ["blend", "describe", "help", "imagine", "info", "shorten", "sync"]
+            assert names == COMMANDS
         # Discord goes away again while the bot runs: discord.py reconnects by itself, and says
         # so in one line each time (it logs an ERROR with a traceback by default)
         gateway = f"ws://127.0.0.1:{port}/gateway"
@@ -144,7 +144,7 @@ async def test_a_server_it_cannot_sync_is_named_and_the_others_still_work(
     bot = await launcher.start(DISCORD_GUILD_IDS=f"{stranger},{fake.guild_id}")
     try:
         names = sorted(c["name"] for c in fake.registered_commands(fake.guild_id))
-        assert names == ["blend", "describe", "help", "imagine", "info", "shorten", "sync"]
+        assert names == COMMANDS
         [error] = bot.new_errors()  # expected: the sentence, and no traceback with it
         assert f"could not sync commands to server {stranger}" in error
         assert "applications.commands" in error
