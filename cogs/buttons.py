@@ -21,6 +21,7 @@ from bot.pending import PendingJob
 from bot.progress import numbered_prompt, progress_text
 from bot.tree import log_failure, reply_privately
 from cogs.cancel import cancel_view
+from cogs.remix import MODAL_BUTTONS, REMIXABLE, PromptModal
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -88,14 +89,16 @@ class JobButton(
         # DynamicItem errors never reach the tree: this callback is its own error handler.
         try:
             bot = cast("ImagineBot", interaction.client)
+            clicked = interaction.message
+            content = clicked.content if clicked is not None else ""
             if self.button in MODAL_BUTTONS or (
                 self.button in REMIXABLE
+                and not numbered_prompt(content, "1️⃣")  # a describe's 🔄 has no prompt to edit
                 and (
                     await bot.preferences.effective(interaction.user.id, interaction.guild_id)
                 ).values.remix
             ):  # a modal must be the first answer, within 3 s
-                clicked = interaction.message
-                prompt = prompt_of(clicked.content) if clicked is not None else ""
+                prompt = prompt_of(content)
                 await interaction.response.send_modal(
                     PromptModal(self.button_message_id, self.button, prompt)
                 )
@@ -155,63 +158,6 @@ def prompt_of(content: str) -> str:
     """The prompt shown in bold in a result's headline (markdown escapes undone)."""
     found = _PROMPT_IN_HEADLINE.match(content)
     return re.sub(r"\\(.)", r"\1", found["prompt"]) if found else ""
-
-
-MODAL_BUTTONS = frozenset({"Custom Zoom"})
-"""Buttons that first ask for a prompt in a modal."""
-REMIXABLE = frozenset({"V1", "V2", "V3", "V4", "🔄", "Vary (Strong)", "Vary (Subtle)"})
-"""Buttons that ask for the prompt first when the member's Remix Mode is on."""
-_ZOOM = re.compile(r"(?:^|\s)(?:--|—)zoom(?:\s+(?P<value>\S+))?", re.IGNORECASE)
-ZOOM_RANGE = (1.0, 2.0)
-
-
-def modal_prompt(button: str, prompt: str) -> str:
-    """The modal's prefilled prompt: the result's own (a Custom Zoom's with ``--zoom 2``)."""
-    if button != "Custom Zoom" or _ZOOM.search(prompt):
-        return prompt
-    return f"{prompt} --zoom 2".strip()
-
-
-def check_zoom(text: str) -> None:
-    """A sentence (that gives the text back, so nothing typed is lost) unless ``--zoom`` is 1–2."""
-    found = _ZOOM.search(text)
-    value = found["value"] if found else None
-    try:
-        factor = float(value) if value is not None else None
-    except ValueError:
-        factor = None
-    if factor is None or not ZOOM_RANGE[0] <= factor <= ZOOM_RANGE[1]:
-        shown = discord.utils.escape_markdown(text[:1500])
-        raise UserFacingError(
-            "Custom Zoom needs `--zoom` with a number from 1 to 2 (e.g. `--zoom 1.5`). "
-            f"Press Custom Zoom again with it; your prompt was:\n{shown}"
-        )
-
-
-class PromptModal(discord.ui.Modal):
-    """Remix's and Custom Zoom's modal: the prompt (with ``--zoom``), editable, then the press."""
-
-    def __init__(self, button_message_id: str, button: str, prompt: str) -> None:
-        title = "Remix" if button in REMIXABLE else button
-        super().__init__(title=title, custom_id=f"modal:{button_message_id}"[:100], timeout=None)
-        self.button_message_id = button_message_id
-        self.button = button
-        self.prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
-            label="Prompt", style=discord.TextStyle.paragraph, default=modal_prompt(button, prompt)[:4000],
-            max_length=4000, required=True, custom_id="prompt",
-        )  # fmt: skip
-        self.add_item(self.prompt)
-
-    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        try:
-            text = " ".join(self.prompt.value.split())
-            if self.button == "Custom Zoom":
-                check_zoom(text)
-            bot = cast("ImagineBot", interaction.client)
-            await press(bot, interaction, self.button_message_id, self.button, prompt=text)
-        except Exception as exc:
-            log_failure(f"{self.button} on {self.button_message_id}", interaction, exc)
-            await reply_privately(interaction, user_message(exc))
 
 
 async def press(
