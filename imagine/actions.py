@@ -4,7 +4,8 @@ U1–U4 crop nothing and regenerate nothing: the tile is already stored at full 
 V1–V4 and Vary re-render from the image by img2img with new seeds; Vary (Region) repaints the
 area a mask marks; 🔄 re-renders the prompt with new seeds; zoom (a fixed or a custom factor),
 pan and make-square outpaint a larger canvas; Upscale (Subtle) and (2x/4x) ask the engine's
-upscaler, Upscale (Creative) re-renders a 2x enlargement at a low strength.
+upscaler, Upscale (Creative) re-renders a 2x enlargement at a low strength; their Redo runs
+them again on the same source. Enhance re-renders a ``--draft`` tile at full quality.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from PIL import Image
 from imagine import images
 from imagine.engines.base import Capabilities, GenerateRequest
 from imagine.jobs import GRID_BUTTONS, UPSCALE_BUTTONS, Job
-from imagine.prompt import ImaginePrompt, PromptError, choose_model, plan_generation, resolve_size
+from imagine.prompt import ImaginePrompt, PromptError, choose_model, plan_generation, render_size
 
 MAX_RATIO = 4
 VARY_STRENGTH = {"strong": 0.65, "subtle": 0.35}
@@ -29,6 +30,14 @@ CREATIVE = "Upscale (Creative)"
 CREATIVE_STRENGTH = 0.3
 """How much Upscale (Creative) repaints of its 2x enlargement: new detail, the same picture."""
 UPSCALES = (*UPSCALE_FACTORS, CREATIVE)
+SUBTLE = "Upscale (Subtle)"
+REDO = {f"Redo {SUBTLE}": SUBTLE, f"Redo {CREATIVE}": CREATIVE}
+"""On an Upscale (Subtle) or (Creative) result: that upscale again, of the same source image (so
+a member re-rolls it; Creative with a new seed). The job's parent is that source."""
+ENHANCE = "Enhance"
+ENHANCE_STRENGTH = 0.5
+"""How much Enhance repaints of a draft tile enlarged to the full size: the draft's picture,
+redrawn with the full steps."""
 TILE_BUTTONS = {f"U{k}": k - 1 for k in range(1, 5)}
 VARIATION_BUTTONS = {f"V{k}": k - 1 for k in range(1, 5)}
 
@@ -39,6 +48,8 @@ RESULT_TYPE = {
     "shorten": "shorten",
     "🔄": "imagine",
     CREATIVE: "upscale",
+    ENHANCE: "upscale",
+    **dict.fromkeys(REDO, "upscale"),
     "Vary (Region)": "variation",
     "Custom Zoom": "zoom",
     **dict.fromkeys(TILE_BUTTONS, "upscale"),
@@ -50,6 +61,11 @@ RESULT_TYPE = {
     "Make Square": "zoom",
     **dict.fromkeys(images.PAN, "pan"),
 }
+
+
+def carried_out(action: str) -> str:
+    """What a button does: a Redo does the upscale it names; any other button itself."""
+    return REDO.get(action, action)
 
 
 def needs_engine(action: str) -> bool:
@@ -98,9 +114,7 @@ def generation(
         default_model=context.default_model,
     )
     if aspect is not None:
-        width, height = resolve_size(
-            aspect, context.capabilities.native_size, context.capabilities.multiple
-        )
+        width, height = render_size(prompt, context.capabilities, aspect)
         request = dataclasses.replace(request, width=width, height=height)
     if init is not None:
         size = (request.width, request.height)
@@ -129,18 +143,25 @@ def from_image(
 ) -> GenerateRequest:
     """The render for a button pressed on one image (a grid tile or an upscale). ``mask``:
     Vary (Region)'s painted area; ``aspect``: Custom Zoom's new shape (None: the source's)."""
+    action = carried_out(action)
+    if action == ENHANCE:  # the full render the draft stood for: its seed, full steps and size
+        full = dataclasses.replace(prompt, draft=False)
+        return generation(
+            full, context, seeds[:1], init=source, strength=ENHANCE_STRENGTH,
+            aspect=reduced(*source.size),
+        )  # fmt: skip
     if action == "Vary (Region)":
         if mask is None:
             raise ValueError("Vary (Region) needs a mask")
         shape = reduced(*source.size)
-        size = resolve_size(shape, context.capabilities.native_size, context.capabilities.multiple)
+        size = render_size(prompt, context.capabilities, shape)
         return generation(
             prompt, context, seeds, init=source, strength=1.0,
             mask=images.repaint_mask(mask, size), aspect=shape,
         )  # fmt: skip
     if action == "Custom Zoom":
         shape = aspect or reduced(*source.size)
-        size = resolve_size(shape, context.capabilities.native_size, context.capabilities.multiple)
+        size = render_size(prompt, context.capabilities, shape)
         canvas, zoom_mask = images.custom_zoom_canvas(source, prompt.zoom or 2.0, size)
         return generation(
             prompt, context, seeds, init=canvas, strength=1.0, mask=zoom_mask, aspect=shape
@@ -178,7 +199,7 @@ def from_image(
         )
     if action in images.ZOOM:
         aspect = reduced(*source.size)
-        size = resolve_size(aspect, context.capabilities.native_size, context.capabilities.multiple)
+        size = render_size(prompt, context.capabilities, aspect)
         canvas, mask = images.zoom_canvas(source, images.ZOOM[action], size)
         return generation(
             prompt, context, seeds, init=canvas, strength=1.0, mask=mask, aspect=aspect
@@ -186,13 +207,13 @@ def from_image(
     if action in images.PAN:
         direction = images.PAN[action]
         aspect = reduced(*images.pan_aspect(*source.size, direction))
-        size = resolve_size(aspect, context.capabilities.native_size, context.capabilities.multiple)
+        size = render_size(prompt, context.capabilities, aspect)
         canvas, mask = images.pan_canvas(source, direction, size)
         return generation(
             prompt, context, seeds, init=canvas, strength=1.0, mask=mask, aspect=aspect
         )
     if action == "Make Square":
-        size = resolve_size((1, 1), context.capabilities.native_size, context.capabilities.multiple)
+        size = render_size(prompt, context.capabilities, (1, 1))
         canvas, mask = images.square_canvas(source, size)
         return generation(
             prompt, context, seeds, init=canvas, strength=1.0, mask=mask, aspect=(1, 1)
@@ -201,14 +222,26 @@ def from_image(
 
 
 def buttons_for(
-    result_type: str, capabilities: Capabilities, size: tuple[int, int], action: str
+    result_type: str,
+    capabilities: Capabilities,
+    size: tuple[int, int],
+    action: str,
+    *,
+    draft: bool = False,
 ) -> list[str]:
-    """The buttons a result offers: only those this engine can carry out."""
+    """The buttons a result offers: only those this engine can carry out. ``draft``: the
+    result's prompt has ``--draft`` (an upscale of it offers Enhance)."""
     if result_type != "upscale":
         return [b for b in GRID_BUTTONS if capabilities.img2img or not b.startswith("V")]
     offered = []
-    for button in UPSCALE_BUTTONS:
-        if (button.startswith("Vary") or button == CREATIVE) and not capabilities.img2img:
+    upscaled = carried_out(action)
+    for label in UPSCALE_BUTTONS:
+        # after a Subtle or Creative upscale, in their place: their Redo
+        redo = label in (SUBTLE, CREATIVE) and upscaled in (SUBTLE, CREATIVE)
+        button = f"Redo {label}" if redo else label
+        if (
+            button.startswith("Vary") or carried_out(button) == CREATIVE
+        ) and not capabilities.img2img:
             continue
         if (
             button in images.ZOOM
@@ -222,9 +255,11 @@ def buttons_for(
             continue
         if button in images.PAN and _too_long(images.pan_aspect(*size, images.PAN[button])):
             continue  # a pan may not go past Midjourney's 4:1
-        if button in UPSCALES and action in UPSCALES:
+        if button in UPSCALES and upscaled in UPSCALES:
             continue  # an upscale of an upscale would pass any sensible size
         offered.append(button)
+    if draft and capabilities.img2img:
+        offered.append(ENHANCE)
     return offered
 
 
@@ -243,4 +278,5 @@ def describe(request: GenerateRequest, capabilities: Capabilities) -> dict[str, 
         "guidance": request.guidance,
         "model": request.model,
         "strength": request.strength if request.init_image is not None else None,
+        **({"draft": True} if request.extra.get("draft") else {}),
     }

@@ -49,6 +49,8 @@ def completed(job: Job, base_url: str) -> dict[str, Any]:
             message["settings"] = job.result["settings"]
         if job.result.get("blocked"):
             message["blocked"] = list(job.result["blocked"])
+        if job.result.get("ignored"):  # parameters the engine did not carry out, as typed
+            message["ignored"] = list(job.result["ignored"])
     else:
         message["error"] = (
             job.error or (EXPLANATIONS.get(job.error_code) if job.error_code else "") or ""

@@ -11,9 +11,7 @@ import dataclasses
 import functools
 import io
 import logging
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from PIL import Image
@@ -31,7 +29,14 @@ from imagine.errors import DISK_FULL
 from imagine.inputs import input_key
 from imagine.jobs import Job, JobStatus, utcnow
 from imagine.previews import Previews, RunState, image_key
-from imagine.prompt import ImaginePrompt, image_strength
+from imagine.prompt import (
+    ImaginePrompt,
+    PromptError,
+    check_references,
+    ignored_parameters,
+    image_strength,
+)
+from imagine.results import Results, checked_single, checked_tiles, split_inputs
 from imagine.storage import ImageStorage, StorageError
 from imagine.store import Fenced, JobStore, Lease, StoreUnavailable
 
@@ -57,6 +62,7 @@ class Runner:
         self.timeout = timeout
         self.states: dict[str, RunState] = {}
         self.previews = Previews(storage)
+        self.results = Results(storage, lambda: self.context)
         self.unsaved: dict[str, tuple[Job, JobStatus, Lease | None]] = {}
         """Jobs that ended while the database could not be written, with the status it still
         has for them: answered from here, and saved as soon as it can be written again."""
@@ -222,21 +228,21 @@ class Runner:
                 return await self._describe(job, progress)
             return await describing.shorten(self.engine, self.context.capabilities, job.content)
         parent = await self.store.get(job.parent_id) if job.parent_id else None
+        action = actions.carried_out(job.action)  # a Redo's parent is the upscale's source
         if job.action in actions.TILE_BUTTONS:
             assert parent is not None
-            return await self._copy_tile(job, parent)
-        if job.action in actions.UPSCALE_FACTORS:
+            return await self.results.copy_tile(job, parent)
+        if action in actions.UPSCALE_FACTORS:
             assert parent is not None
             source = await self._source(parent, None)
-            upscaled = await self.engine.upscale(
-                source, actions.UPSCALE_FACTORS[job.action], progress
-            )
-            return await self._store_single(job, await asyncio.to_thread(_checked_single, upscaled))
+            upscaled = await self.engine.upscale(source, actions.UPSCALE_FACTORS[action], progress)
+            return await self.results.single(job, await asyncio.to_thread(checked_single, upscaled))
+        images_in, references = split_inputs(job.inputs, prompt)
         if parent is None or actions.fresh_render(job.action):
             request = actions.generation(prompt, self.context, seeds)
-            if job.inputs:
+            if images_in:
                 size = (request.width, request.height)
-                loaded = [await self._load(input_key(n), "image prompt") for n in job.inputs]
+                loaded = [await self._load(input_key(n), "image prompt") for n in images_in]
                 init = await asyncio.to_thread(images.blend, loaded, size)
                 strength = image_strength(prompt)
                 request = dataclasses.replace(request, init_image=init, strength=strength)
@@ -256,11 +262,46 @@ class Runner:
                     mask=mask, aspect=aspect,
                 )
             )  # fmt: skip
+        request = await self._with_references(job, prompt, request, references)
         tiles = await self.engine.generate(request, progress)
-        checked = await asyncio.to_thread(_checked_tiles, tiles, request)
-        if job.action == actions.CREATIVE:  # one image, re-rendered at twice the size
-            return await self._store_single(job, checked[0])
-        return await self._store_grid(job, request, checked)
+        checked = await asyncio.to_thread(checked_tiles, tiles, request)
+        if action in (actions.CREATIVE, actions.ENHANCE):  # one image, re-rendered larger
+            result = await self.results.single(job, checked[0])
+        else:
+            result = await self.results.grid(job, request, checked)
+        caps = self.context.capabilities_for(job)
+        if ignored := ignored_parameters(prompt, caps, request):
+            result["ignored"] = ignored
+        if action == actions.ENHANCE:
+            result["settings"] = actions.describe(request, caps)
+        return result
+
+    async def _with_references(
+        self, job: Job, prompt: ImaginePrompt, request: GenerateRequest, names: list[str]
+    ) -> GenerateRequest:
+        """``request`` with the ``--sref``/``--oref`` images the job keeps (after its other
+        inputs, in the prompt's order), on an engine that can use them."""
+        if not prompt.references:
+            return request
+        try:
+            check_references(prompt, self.context.capabilities_for(job))
+        except PromptError as exc:
+            raise EngineError(exc.code, exc.message) from None
+        if len(names) != len(prompt.references):
+            raise EngineError(
+                ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND,
+                "The reference images (--sref, --oref) of this job were not kept; send the "
+                "prompt again.",
+            )
+        loaded = [await self._load(input_key(name), "reference image") for name in names]
+        styles = len(prompt.style_refs)
+        return dataclasses.replace(
+            request,
+            style_images=tuple(loaded[:styles]),
+            style_weight=prompt.style_weight,
+            omni_image=loaded[styles] if prompt.omni_ref else None,
+            omni_weight=prompt.omni_weight,
+        )
 
     async def _load_mask(self, job: Job) -> Image.Image:
         if not job.inputs:
@@ -280,92 +321,3 @@ class Runner:
             raise EngineError(ResultCode.INVALID_PARAMETER, "There is no image to describe.")
         image = await self._load(input_key(job.inputs[0]), "image")
         return await describing.describe(self.engine, self.context.capabilities, image, progress)
-
-    async def _copy_tile(self, job: Job, parent: Job) -> dict[str, Any]:
-        assert job.tile is not None
-        tile = parent.result["images"]["tiles"][job.tile]
-        settings = parent.result.get("settings", {})  # a grid's tiles share the request's size
-        size = (int(settings.get("width", 0)), int(settings.get("height", 0)))
-        if not all(size):
-            size = (await self._source(parent, job.tile)).size
-        await self.storage.copy(image_key(parent.id, tile), image_key(job.id, "image.png"))
-        return {
-            "images": {"image": "image.png"},
-            "width": size[0],
-            "height": size[1],
-            "buttons": actions.buttons_for(
-                "upscale", self.context.capabilities_for(job), size, job.action
-            ),
-        }
-
-    async def _store_single(self, job: Job, image: Image.Image) -> dict[str, Any]:
-        data = await asyncio.to_thread(images.png_bytes, image)
-        await self.storage.put(image_key(job.id, "image.png"), data, "image/png")
-        return {
-            "images": {"image": "image.png"},
-            "width": image.width,
-            "height": image.height,
-            "buttons": actions.buttons_for(
-                "upscale", self.context.capabilities_for(job), image.size, job.action
-            ),
-        }
-
-    async def _store_grid(
-        self, job: Job, request: GenerateRequest, tiles: list[Image.Image]
-    ) -> dict[str, Any]:
-        def encode() -> list[bytes]:
-            # Pillow's encoders release the GIL: tiles and grid encode side by side.
-            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-                grid = pool.submit(lambda: images.jpeg_bytes(images.compose_grid(tiles)))
-                pngs = [pool.submit(images.png_bytes, tile) for tile in tiles]
-                return [future.result() for future in [grid, *pngs]]
-
-        grid, *pngs = await asyncio.to_thread(encode)
-        # the tiles first, the grid last: a grid that is there means its tiles are too
-        await asyncio.gather(*(
-            self.storage.put(image_key(job.id, f"{i}.png"), data, "image/png")
-            for i, data in enumerate(pngs)
-        ))  # fmt: skip
-        await self.storage.put(image_key(job.id, "grid.jpg"), grid, "image/jpeg")
-        caps = self.context.capabilities_for(job)
-        # Tiles the engine's safety checker withheld: no U or V for them (nothing to build on).
-        blocked = [n for n, tile in enumerate(tiles, 1) if images.BLOCKED in tile.info]
-        buttons = actions.buttons_for(job.type, caps, (request.width, request.height), job.action)
-        result: dict[str, Any] = {
-            "images": {"grid": "grid.jpg", "tiles": [f"{i}.png" for i in range(len(tiles))]},
-            "buttons": [b for b in buttons if _tile_of(b) not in blocked],
-            "settings": actions.describe(request, caps),
-        }
-        if blocked:
-            result["blocked"] = blocked
-        return result
-
-
-def _tile_of(button: str) -> int | None:
-    """The tile (1-4) a U or V button works on; None for the others."""
-    tile = actions.TILE_BUTTONS.get(button, actions.VARIATION_BUTTONS.get(button))
-    return None if tile is None else tile + 1
-
-
-def _checked_tiles(tiles: object, request: GenerateRequest) -> list[Image.Image]:
-    expected = len(request.seeds)
-    if (
-        not isinstance(tiles, list)
-        or len(tiles) != expected
-        or not all(isinstance(t, Image.Image) for t in tiles)
-    ):
-        raise EngineError(
-            ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND,
-            f"The engine returned something other than {expected} images.",
-        )
-    size = (request.width, request.height)
-    rgb = [t if t.mode == "RGB" else t.convert("RGB") for t in tiles]
-    return [t if t.size == size else t.resize(size) for t in rgb]
-
-
-def _checked_single(image: object) -> Image.Image:
-    if not isinstance(image, Image.Image) or image.width < 1 or image.height < 1:
-        raise EngineError(
-            ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND, "The engine's upscaler returned no image."
-        )
-    return image.convert("RGB")

@@ -31,6 +31,10 @@ OUTPAINT_STRENGTH = 0.85
 so engines start it from the pre-filled border (a stretch of the image) at this strength instead."""
 
 
+HONOURABLE = ("--stop", "--weird", "--style raw", "--sref", "--oref")
+"""Parameters an engine may or may not carry out; it names those it does in ``honours``."""
+
+
 class EngineError(Exception):
     """A failure the engine can name: a result code and a sentence for the logs and the user."""
 
@@ -91,6 +95,10 @@ class Capabilities:
     """What :class:`PromptAnalyser` counts tokens with, in words (e.g. 'CLIP ViT-L/14, the
     model's own'); "" when the engine has none and /shorten estimates."""
 
+    honours: tuple[str, ...] = ()
+    """Which of :data:`HONOURABLE` the engine carries out; any other it is given is recorded in
+    the job's result as ignored (``--sref``/``--oref``: refused), never silently dropped."""
+
     def for_model(self, model: str | None) -> Capabilities:
         """What the engine can do for a job on ``model`` (None: its configured model).
 
@@ -114,6 +122,7 @@ def capabilities_from_json(text: str) -> Capabilities | None:
         known = {f.name for f in dataclasses.fields(Capabilities)}
         values = {k: v for k, v in data.items() if k in known}
         values["notes"] = tuple(values.get("notes", ()))
+        values["honours"] = tuple(values.get("honours", ()))
         return Capabilities(**values)
     except (ValueError, TypeError, AttributeError):
         return None
@@ -145,7 +154,15 @@ class GenerateRequest:
     tile: bool = False
     """Seamless tiling."""
     extra: Mapping[str, object] = field(default_factory=dict)
-    """Engine-specific hints from the prompt language (chaos, weird, stop, style)."""
+    """Engine-specific hints from the prompt language (chaos, weird, stop, style, draft)."""
+    style_images: tuple[Image.Image, ...] = ()
+    """``--sref``: images whose style the render takes (engines that honour "--sref")."""
+    style_weight: int = 100
+    """``--sw`` 0–1000 (0: the style images have no effect)."""
+    omni_image: Image.Image | None = None
+    """``--oref``: an image whose subject the render puts in (engines that honour "--oref")."""
+    omni_weight: int = 100
+    """``--ow`` 1–1000."""
 
     @property
     def mode(self) -> str:

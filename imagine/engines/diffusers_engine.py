@@ -16,6 +16,12 @@ Settings (read from ``settings.environ``):
 - ``IMAGINE_UPSCALER`` / ``IMAGINE_UPSCALER_GPU``: see :mod:`imagine.upscaler`.
 - ``IMAGINE_CAPTION_MODEL`` (``Settings.caption_model``): the BLIP captioner /describe loads on
   its first use (default ``Salesforce/blip-image-captioning-base``; empty: no /describe).
+- ``IMAGINE_IP_ADAPTER``, ``IMAGINE_IP_ADAPTER_WEIGHT``, ``IMAGINE_IP_ADAPTER_ENCODER``: the
+  IP-Adapter ``--sref`` and ``--oref`` load on their first use; see
+  :mod:`imagine.engines.diffusers_references`.
+
+It honours ``--stop`` (on models of more than one step), ``--style raw`` (on models with
+classifier-free guidance), ``--sref`` and ``--oref`` (SD and SDXL, with an IP-Adapter).
 
 /shorten reads prompts with the model's own CLIP tokenizer and text encoder
 (:mod:`imagine.engines.diffusers_analyse`) when it has them (SD, SDXL; not FLUX).
@@ -32,9 +38,8 @@ import dataclasses
 import gc
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self, TypeVar
 
 from PIL import Image
@@ -48,6 +53,8 @@ from imagine.engines.base import (
     ProgressCallback,
     PromptAnalysis,
 )
+from imagine.engines.diffusers_config import FAMILY_NAMES, DiffusersConfig
+from imagine.engines.diffusers_references import AdapterConfig
 from imagine.settings import Settings
 from imagine.upscaler import CHOICES, Upscaler, shared_upscaler
 
@@ -57,46 +64,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-DEFAULT_MODEL = "stabilityai/sd-turbo"
-FAMILY_NAMES = ("sd-turbo", "sdxl-turbo", "sd", "sdxl", "flux-schnell", "flux", "other")
-
-
-def _flag(environ: Mapping[str, str], name: str) -> bool:
-    return environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-@dataclass(frozen=True)
-class DiffusersConfig:
-    model: str = DEFAULT_MODEL
-    taesd: str = ""
-    """"" = full VAE, "auto" = the family's TAESD, else a TAESD model id or folder."""
-    device: str = ""
-    family: str = ""
-    offline: bool = False
-    caption_model: str = ""
-    """The /describe captioner; "" = no /describe."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DiffusersConfig:
-        env = settings.environ
-        family = env.get("IMAGINE_MODEL_FAMILY", "").strip().lower()
-        if family and family not in FAMILY_NAMES:
-            raise EngineUnavailable(
-                f"IMAGINE_MODEL_FAMILY={family!r} is not a family; use one of "
-                f"{', '.join(FAMILY_NAMES)}, or leave it empty to detect it."
-            )
-        taesd = ""
-        if _flag(env, "IMAGINE_TAESD"):
-            taesd = env.get("IMAGINE_TAESD_MODEL", "").strip() or "auto"
-        return cls(
-            model=settings.model or env.get("IMAGINE_MODEL", "").strip() or DEFAULT_MODEL,
-            taesd=taesd,
-            device=env.get("IMAGINE_DEVICE", "").strip().lower(),
-            family=family,
-            offline=_flag(env, "HF_HUB_OFFLINE"),
-            caption_model=settings.caption_model,
-        )
 
 
 class DiffusersEngine:
@@ -113,6 +80,7 @@ class DiffusersEngine:
             parallel=1,
             known_before_start=False,
             describe=bool(config.caption_model),
+            honours=("--stop", *(("--sref", "--oref") if config.references.adapter else ())),
         )
 
     @classmethod
@@ -138,7 +106,9 @@ class DiffusersEngine:
         with self._lock:
             self._loaded = self._load(self.config.model)
             upscale = self.upscaler.status()
-            self._capabilities = _capabilities(self._loaded, upscale.real, upscale.describe())
+            self._capabilities = _capabilities(
+                self._loaded, upscale.real, upscale.describe(), self.config.references
+            )
             self._capabilities = dataclasses.replace(
                 self._capabilities,
                 describe=bool(self.config.caption_model),
@@ -184,6 +154,10 @@ class DiffusersEngine:
             if wanted != self._loaded.model:
                 self._switch(wanted)
             assert self._loaded is not None
+            if request.style_images or request.omni_image is not None:
+                from imagine.engines.diffusers_references import ensure_adapter
+
+                ensure_adapter(self._loaded, self.config.references, self.config.offline)
             return render(self._loaded, request, progress)
 
     def _switch(self, model: str) -> None:
@@ -281,7 +255,14 @@ class DiffusersEngine:
         return result
 
 
-def _capabilities(loaded: LoadedModel, real_upscaler: bool, upscaler: str) -> Capabilities:
+def _capabilities(
+    loaded: LoadedModel, real_upscaler: bool, upscaler: str, references: AdapterConfig
+) -> Capabilities:
+    honours = ["--stop"]
+    if loaded.family.guidance > 1.0:
+        honours.append("--style raw")
+    if references.supports(loaded.family.name):
+        honours += ["--sref", "--oref"]
     notes: list[str] = []
     if loaded.family.guidance <= 1.0:
         notes.append(
@@ -306,4 +287,8 @@ def _capabilities(loaded: LoadedModel, real_upscaler: bool, upscaler: str) -> Ca
         max_batch=4,
         parallel=1,  # one pipeline, one render at a time (its own worker thread)
         notes=tuple(notes),
+        honours=tuple(honours),
     )
+
+
+__all__ = ["FAMILY_NAMES", "DiffusersConfig", "DiffusersEngine"]

@@ -89,6 +89,8 @@ class LoadedModel:
     has_taesd: bool
     native_size: int
     multiple: int
+    ip_adapter: bool = False
+    """Whether the IP-Adapter (--sref, --oref) is loaded into these pipelines."""
 
 
 def pick_device(requested: str) -> torch.device:

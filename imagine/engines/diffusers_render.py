@@ -24,7 +24,9 @@ from imagine.engines.base import (
 )
 from imagine.engines.diffusers_load import LoadedModel
 from imagine.engines.diffusers_prompts import weighted_prompt_kwargs
+from imagine.engines.diffusers_references import reference_kwargs
 from imagine.images import BLOCKED, blocked_tile
+from imagine.prompt.mapping import stop_steps
 
 DENOISE_SHARE = 0.9
 """Share of the progress bar given to denoising; the VAE decode takes the rest."""
@@ -36,19 +38,28 @@ OUTPAINT_MIN_STEPS = 2
 
 
 class StepReporter:
-    """The pipeline's ``callback_on_step_end``: progress, and now and then a TAESD preview.
+    """The pipeline's ``callback_on_step_end``: progress, now and then a TAESD preview, and
+    ``--stop``: after that share of the steps it interrupts the pipeline (diffusers then skips
+    the remaining steps and decodes the latents as they are: an unfinished picture).
 
     ``progress`` raising EngineCancelled propagates out of the pipeline call and stops the run.
     """
 
-    def __init__(self, progress: ProgressCallback, steps: int, previews: bool) -> None:
+    def __init__(
+        self, progress: ProgressCallback, steps: int, previews: bool, stop: int = 100
+    ) -> None:
         self.progress = progress
         self.steps = steps
         self.previews = previews
+        self.stop = stop
 
     def __call__(self, pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> Any:
         total = max(1, int(getattr(pipe, "num_timesteps", 0) or self.steps))
+        if self.stop < 100:
+            total = stop_steps(total, self.stop)
         done = step + 1
+        if done >= total and self.stop < 100:
+            pipe._interrupt = True
         preview = None
         every = max(1, total // PREVIEWS)
         if self.previews and done < total and done % every == 0 and "latents" in tensors:
@@ -163,7 +174,10 @@ def render(
         kwargs.update(prompt=request.prompt, negative_prompt=request.negative_prompt or None)
     # FLUX's latents are packed 2x2 patches: no cheap preview decode for them.
     previews = loaded.has_taesd and not family.name.startswith("flux")
-    reporter = StepReporter(progress, kwargs["num_inference_steps"], previews)
+    stop = request.extra.get("stop", 100)
+    stop = stop if isinstance(stop, int) and 10 <= stop <= 100 else 100
+    reporter = StepReporter(progress, kwargs["num_inference_steps"], previews, stop)
+    kwargs.update(reference_kwargs(loaded, request))
     kwargs["callback_on_step_end"] = reporter
     denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
     tiling = seamless(denoiser, pipe.vae) if request.tile else contextlib.nullcontext()

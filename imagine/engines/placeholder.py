@@ -4,6 +4,10 @@ It implements the whole protocol (txt2img, img2img, outpaint and painted masks, 
 progress, cancel) and is the engine's test double. It is flagged as a placeholder in ``/v2/info``
 and the logs so nobody mistakes its output for a model's. Its /describe reads colours, light and
 layout from the pixels, so the same image always gets the same four prompts.
+
+It honours ``--sref`` and ``--oref`` cheaply, so that the service and the bot have something to
+see: each tile is tinted toward the references' mean colour, by ``min(0.8, 0.4·sw/100)`` for the
+style images and ``min(0.8, 0.4·ow/100)`` for the omni one (``--sw 0``: no tint at all).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Self
 
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageOps, ImageStat
 
 from imagine.engines.base import Capabilities, GenerateRequest, ProgressCallback
 from imagine.settings import Settings
@@ -176,6 +180,16 @@ def describe_image(image: Image.Image, count: int) -> list[str]:
     ]
 
 
+def tinted(image: Image.Image, references: tuple[Image.Image, ...], weight: int) -> Image.Image:
+    """``image`` blended toward the mean colour of ``references`` by ``min(0.8, 0.4·weight/100)``."""
+    share = min(0.8, 0.4 * weight / 100)
+    if not references or share <= 0:
+        return image
+    means = [ImageStat.Stat(ref.convert("RGB").resize((16, 16))).mean for ref in references]
+    colour = tuple(round(statistics.fmean(m[c] for m in means)) for c in range(3))
+    return Image.blend(image, Image.new("RGB", image.size, colour), share)
+
+
 def repaint_mask(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
     """The area to repaint as mode 'L', white = repaint: a mask's alpha if it has any
     transparency (opaque = repaint), else its luminance."""
@@ -197,6 +211,7 @@ class PlaceholderEngine:
             upscale=False,
             upscaler="Lanczos resampling (the placeholder has no model)",
             describe=True,
+            honours=("--sref", "--oref"),
             notes=("This is the placeholder engine: pictures are patterns, not AI images.",),
         )
 
@@ -237,6 +252,9 @@ class PlaceholderEngine:
                     image = Image.composite(image, init, repaint_mask(request.mask, size))
                 else:
                     image = Image.blend(init, image, max(0.0, min(1.0, request.strength)))
+            image = tinted(image, request.style_images, request.style_weight)
+            if request.omni_image is not None:
+                image = tinted(image, (request.omni_image,), request.omni_weight)
             tiles.append(image)
         self._simulate(progress, tiles[0].resize((max(1, size[0] // 8), max(1, size[1] // 8))))
         return tiles

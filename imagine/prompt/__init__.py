@@ -7,9 +7,12 @@
 from imagine.prompt.errors import MAX_JOBS, PromptError
 from imagine.prompt.mapping import (
     chaos_guidance,
+    check_references,
     choose_model,
+    ignored_parameters,
     image_strength,
     plan_generation,
+    render_size,
     resolve_size,
     tile_seeds,
 )
@@ -21,10 +24,13 @@ __all__ = [
     "ImaginePrompt",
     "PromptError",
     "chaos_guidance",
+    "check_references",
     "choose_model",
+    "ignored_parameters",
     "image_strength",
     "parse",
     "plan_generation",
+    "render_size",
     "resolve_size",
     "tile_seeds",
 ]

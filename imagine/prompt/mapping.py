@@ -11,8 +11,15 @@ would by itself:
 - ``--iw`` 0–3 becomes the img2img strength ``0.95 - 0.25·iw``: 0.7 at the default 1, 0.2 at 3.
 - Engines that weigh parts get ``weighted`` (negative parts and ``--no`` included) and an empty
   negative_prompt; the others get the flattened text and the joined negatives.
-- ``--chaos``, ``--weird``, ``--stop`` and ``--style`` travel in ``extra`` for engines that can
-  use them; see :func:`tile_seeds` and :func:`chaos_guidance` for chaos.
+- ``--draft`` halves the steps (at least 1) and renders at 0.75 of the native side
+  (:func:`draft_native`), rounded to the engine's multiple.
+- ``--style raw`` lowers the guidance (×0.75, not below 1) on engines that honour it.
+- ``--chaos``, ``--weird``, ``--stop``, ``--style`` and ``--draft`` travel in ``extra`` for
+  engines that can use them; see :func:`tile_seeds` and :func:`chaos_guidance` for chaos.
+- An engine names in ``Capabilities.honours`` which of ``--stop``, ``--weird``, ``--style raw``,
+  ``--sref`` and ``--oref`` it carries out: :func:`ignored_parameters` lists the others a prompt
+  uses (the job's result records them), and :func:`check_references` refuses ``--sref`` and
+  ``--oref`` where they would do nothing.
 
 An engine states its defaults as ``default_steps`` / ``default_guidance`` on its Capabilities;
 without them, steps and guidance stay None (the engine decides) and ``extra`` carries
@@ -32,6 +39,10 @@ from imagine.prompt.model import ImaginePrompt
 from imagine.prompt.params import canonical_version
 
 SEED_SPACE = 2**32
+DRAFT_SCALE = 0.75
+"""A draft's side, relative to the engine's native one (0.56 of the pixels)."""
+RAW_GUIDANCE = 0.75
+"""``--style raw``: the guidance it multiplies (looser, less "processed" pictures)."""
 
 
 def resolve_size(aspect: tuple[int, int], native: int, multiple: int) -> tuple[int, int]:
@@ -42,6 +53,27 @@ def resolve_size(aspect: tuple[int, int], native: int, multiple: int) -> tuple[i
     width = max(multiple, round(ratio_w * scale / multiple) * multiple)
     height = max(multiple, round(ratio_h * scale / multiple) * multiple)
     return width, height
+
+
+def draft_native(native: int, multiple: int) -> int:
+    """The side of a draft's pixel budget: :data:`DRAFT_SCALE` of ``native``, on the multiple."""
+    return max(multiple, round(native * DRAFT_SCALE / multiple) * multiple)
+
+
+def render_size(
+    prompt: ImaginePrompt, capabilities: Capabilities, aspect: tuple[int, int] | None = None
+) -> tuple[int, int]:
+    """Width and height of a render of ``prompt`` at ``aspect`` (default: its ``--ar``); a
+    draft's are smaller."""
+    native = capabilities.native_size
+    if prompt.draft:
+        native = draft_native(native, capabilities.multiple)
+    return resolve_size(aspect or prompt.aspect, native, capabilities.multiple)
+
+
+def stop_steps(steps: int, stop: int) -> int:
+    """How many of ``steps`` denoising steps ``--stop`` (10–100 %) runs: at least one."""
+    return max(1, min(steps, math.ceil(steps * stop / 100 - 1e-9)))
 
 
 def image_strength(prompt: ImaginePrompt) -> float:
@@ -137,15 +169,21 @@ def plan_generation(
     default_model: str | None,
 ) -> GenerateRequest:
     """The engine request for ``prompt`` (the service adds the init image for image prompts)."""
-    width, height = resolve_size(prompt.aspect, capabilities.native_size, capabilities.multiple)
+    width, height = render_size(prompt, capabilities)
     steps: int | None = None
     default_steps = _default(capabilities, "default_steps")
-    if prompt.quality != 1.0 and default_steps is not None:
+    if (prompt.quality != 1.0 or prompt.draft) and default_steps is not None:
         steps = max(1, round(default_steps * prompt.quality))
+        if prompt.draft:
+            steps = max(1, steps // 2)
     guidance: float | None = None
     default_guidance = _default(capabilities, "default_guidance")
-    if prompt.stylize != 100 and default_guidance is not None:
-        guidance = round(default_guidance * stylize_factor(prompt.stylize), 4)
+    raw = prompt.style == "raw" and "--style raw" in capabilities.honours
+    if (prompt.stylize != 100 or raw) and default_guidance is not None:
+        guidance = default_guidance * stylize_factor(prompt.stylize)
+        if raw:
+            guidance = max(min(1.0, default_guidance), guidance * RAW_GUIDANCE)
+        guidance = round(guidance, 4)
     # An engine that weighs parts finds the negatives (--no included) in `weighted`; repeating
     # them in negative_prompt would count them twice.
     weighted = prompt.parts if capabilities.weighted_prompts else ()
@@ -168,5 +206,43 @@ def plan_generation(
             "style": prompt.style,
             "quality": prompt.quality,
             "stylize": prompt.stylize,
+            **({"draft": True} if prompt.draft else {}),
         },
     )
+
+
+def ignored_parameters(
+    prompt: ImaginePrompt, capabilities: Capabilities, request: GenerateRequest
+) -> list[str]:
+    """The parameters of ``prompt`` the engine does not carry out for ``request``, as typed
+    (``"--weird 250"``): the job's result records them."""
+    honours = capabilities.honours
+    ignored = []
+    if prompt.stop != 100:
+        steps = request.steps or _default(capabilities, "default_steps")
+        # a one-step model has nothing to stop early
+        useless = steps is not None and stop_steps(int(steps), prompt.stop) >= steps
+        if "--stop" not in honours or useless:
+            ignored.append(f"--stop {prompt.stop}")
+    if prompt.weird != 0 and "--weird" not in honours:
+        ignored.append(f"--weird {prompt.weird}")
+    if prompt.style is not None and f"--style {prompt.style}" not in honours:
+        ignored.append(f"--style {prompt.style}")
+    return ignored
+
+
+def check_references(prompt: ImaginePrompt, capabilities: Capabilities) -> None:
+    """PromptError (INVALID_PARAMETER) for ``--sref``/``--oref`` on an engine that cannot use
+    them: refused when asked, rather than run without them."""
+    wanted = (
+        ("--sref", bool(prompt.style_refs), "style references"),
+        ("--oref", prompt.omni_ref is not None, "omni references"),
+    )
+    for parameter, used, what in wanted:
+        if used and parameter not in capabilities.honours:
+            raise PromptError(
+                f"The {capabilities.name} engine cannot use {what} ({parameter}); remove "
+                f"{parameter}, or ask the server's operator for the diffusers engine with an "
+                "IP-Adapter (IMAGINE_IP_ADAPTER).",
+                parameter=parameter,
+            )

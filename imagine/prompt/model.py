@@ -54,6 +54,21 @@ class ImaginePrompt:
     """``"fast"``, ``"relax"`` or ``"turbo"``: a priority hint for the queue."""
     zoom: float | None = None
     """Custom Zoom's factor (``--zoom``, 1–2); None on any other prompt."""
+    draft: bool = False
+    """``--draft``: half the steps at a smaller size (:func:`imagine.prompt.mapping.draft_size`)."""
+    style_refs: tuple[str, ...] = ()
+    """``--sref`` links: images whose style (not content) the render takes."""
+    style_weight: int = 100
+    """``--sw`` 0–1000: how strongly the style references pull."""
+    omni_ref: str | None = None
+    """``--oref`` (``--cref``) link: an image whose subject the render puts in."""
+    omni_weight: int = 100
+    """``--ow`` (``--cw``) 1–1000: how strongly the omni reference pulls."""
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """The reference links, style first then omni: the order their images are stored in."""
+        return (*self.style_refs, *((self.omni_ref,) if self.omni_ref else ()))
 
     @property
     def text(self) -> str:
@@ -137,6 +152,16 @@ class ImaginePrompt:
             pieces.append(f"--{self.speed}")
         if self.zoom is not None:
             pieces.append(f"--zoom {format_number(self.zoom)}")
+        if self.draft:
+            pieces.append("--draft")
+        if self.style_refs:
+            pieces.append("--sref " + " ".join(self.style_refs))
+            if self.style_weight != 100:
+                pieces.append(f"--sw {self.style_weight}")
+        if self.omni_ref:
+            pieces.append(f"--oref {self.omni_ref}")
+            if self.omni_weight != 100:
+                pieces.append(f"--ow {self.omni_weight}")
         return escape(" ".join(pieces))
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,6 +173,7 @@ class ImaginePrompt:
         data["parts"] = [[words, weight] for words, weight in self.parts]
         data["negative"] = list(self.negative)
         data["aspect"] = list(self.aspect)
+        data["style_refs"] = list(self.style_refs)
         data["schema"] = SCHEMA
         return data
 
@@ -175,6 +201,12 @@ class ImaginePrompt:
                 version=None if data["version"] is None else str(data["version"]),
                 speed=None if data["speed"] is None else str(data["speed"]),
                 zoom=None if data.get("zoom") is None else float(data["zoom"]),
+                # absent from prompts stored before --draft, --sref and --oref existed
+                draft=bool(data.get("draft", False)),
+                style_refs=tuple(str(url) for url in data.get("style_refs", ())),
+                style_weight=int(data.get("style_weight", 100)),
+                omni_ref=None if data.get("omni_ref") is None else str(data["omni_ref"]),
+                omni_weight=int(data.get("omni_weight", 100)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"Not a stored prompt: {exc}") from exc

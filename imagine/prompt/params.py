@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from imagine.prompt.errors import PromptError, shown
+from imagine.prompt.links import reference_links
 
 _MARKER = re.compile(r"(?:--|[\u2014\u2013])(?=[A-Za-z])")
 
@@ -27,7 +28,9 @@ ALIASES: dict[str, str] = {
     "v": "v", "version": "v",
     "niji": "niji", "seed": "seed", "stop": "stop", "iw": "iw", "style": "style",
     "tile": "tile", "no": "no", "fast": "fast", "relax": "relax", "turbo": "turbo",
-    "zoom": "zoom",
+    "zoom": "zoom", "draft": "draft",
+    "sref": "sref", "sw": "sw", "oref": "oref", "ow": "ow",
+    "cref": "oref", "cw": "ow",  # Midjourney's older names for the omni reference
 }
 # fmt: on
 """Every accepted name → the canonical name used in messages and in normalised prompts."""
@@ -39,6 +42,8 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "weird": (0, 3000),
     "repeat": (1, 40),
     "seed": (0, 2**32 - 1),
+    "sw": (0, 1000),
+    "ow": (1, 1000),
 }
 IMAGE_WEIGHT_RANGE = (0.0, 3.0)
 ZOOM_RANGE = (1.0, 2.0)
@@ -46,6 +51,8 @@ ZOOM_RANGE = (1.0, 2.0)
 QUALITIES = (0.25, 0.5, 1.0, 2.0)
 STYLES = ("raw", "cute", "expressive", "original", "scenic", "4a", "4b", "4c")
 SPEEDS = ("fast", "relax", "turbo")
+MAX_STYLE_REFERENCES = 5
+"""Links one ``--sref`` may name."""
 MAX_ASPECT = 4
 """``--ar`` may be at most 4:1 either way."""
 
@@ -74,6 +81,11 @@ class Parameters:
     speed: str | None = None
     zoom: float | None = None
     no: list[str] = field(default_factory=list)
+    draft: bool = False
+    sref: list[str] = field(default_factory=list)
+    sw: int = 100
+    oref: str | None = None
+    ow: int = 100
 
 
 def is_parameter(token: str) -> bool:
@@ -210,12 +222,20 @@ def _flag(name: str) -> Callable[[Parameters, Sequence[str]], None]:
                 f"takes no value, got `{shown(' '.join(values))}`; "
                 "parameters go at the end, after the prompt text.",
             )
-        if name == "tile":
-            params.tile = True
+        if name in ("tile", "draft"):
+            setattr(params, name, True)
         else:
             params.speed = name
 
     return apply
+
+
+def _sref(params: Parameters, values: Sequence[str]) -> None:
+    params.sref = reference_links("sref", values, MAX_STYLE_REFERENCES)
+
+
+def _oref(params: Parameters, values: Sequence[str]) -> None:
+    params.oref = reference_links("oref", values, 1)[0]
 
 
 def _integer(name: str) -> Callable[[Parameters, Sequence[str]], None]:
@@ -234,8 +254,10 @@ _APPLY: dict[str, Callable[[Parameters, Sequence[str]], None]] = {
     "v": _version,
     "niji": _niji,
     "no": _no,
+    "sref": _sref,
+    "oref": _oref,
     **{name: _integer(name) for name in INT_RANGES},
-    **{name: _flag(name) for name in ("tile", *SPEEDS)},
+    **{name: _flag(name) for name in ("tile", "draft", *SPEEDS)},
 }
 
 _SLOTS = {"fast": "speed", "relax": "speed", "turbo": "speed", "v": "version", "niji": "version"}
@@ -273,4 +295,9 @@ def parse_parameters(tokens: Sequence[str]) -> Parameters:
             raise _invalid(name, f"cannot be combined with --{earlier}; keep one of them.")
         seen[slot] = name
         _APPLY[name](params, values)
+    for weight, reference in (("sw", "sref"), ("ow", "oref")):
+        if weight in seen and reference not in seen:
+            raise _invalid(
+                weight, f"is the weight of --{reference}; add `--{reference} <image link>`."
+            )
     return params

@@ -7,51 +7,15 @@ A message reads ``[image links] [text] [--parameters]``. Image links only count 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
-from imagine.codes import ResultCode
-from imagine.prompt.errors import MAX_JOBS, PromptError, shown
+from imagine.prompt.errors import MAX_JOBS, PromptError
+from imagine.prompt.links import checked_link, invalid_link, is_link
 from imagine.prompt.model import ImaginePrompt
 from imagine.prompt.params import is_parameter, parse_parameters
 from imagine.prompt.permutations import expand_permutations
 from imagine.prompt.weights import weigh
 
-_LINK_STARTS = ("http://", "https://", "<http://", "<https://")
 _GLUED_PARAMETER = re.compile(r"::(?=(?:--|[\u2014\u2013])[A-Za-z])")
-
-
-def is_link(token: str) -> bool:
-    """True when ``token`` is meant as a link (it may still be malformed)."""
-    return token.lower().startswith(_LINK_STARTS)
-
-
-def _invalid_link(token: str, why: str) -> PromptError:
-    return PromptError(
-        f"Invalid link: `{shown(token)}` {why}. Image links look like https://example.com/a.png.",
-        code=ResultCode.INVALID_LINK,
-    )
-
-
-def checked_link(token: str) -> str:
-    """The URL in ``token`` (``<…>`` removed), or INVALID_LINK saying what is wrong with it."""
-    url = token
-    if url.startswith("<"):
-        if not url.endswith(">"):
-            raise _invalid_link(token, "opens with < but does not close with >")
-        url = url[1:-1]
-    if "<" in url or ">" in url:
-        raise _invalid_link(token, "contains < or >")
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - reading it validates the port
-        if host:
-            host.encode("idna")
-    except (ValueError, UnicodeError):
-        raise _invalid_link(token, "is not a valid web address") from None
-    if not host:
-        raise _invalid_link(token, "has no host name")
-    return url
 
 
 def _parse_one(msg: str) -> tuple[ImaginePrompt, int]:
@@ -67,7 +31,7 @@ def _parse_one(msg: str) -> tuple[ImaginePrompt, int]:
     parts, text_count = weigh(" ".join(tokens[start:end]), params.no, has_images=bool(images))
     if text_count and is_link(parts[0][0]):
         # Only reachable through `::` (":: https://…"); links anywhere but the start are text.
-        raise _invalid_link(parts[0][0].split()[0], "must come first, before the prompt text")
+        raise invalid_link(parts[0][0].split()[0], "must come first, before the prompt text")
     prompt = ImaginePrompt(
         image_urls=tuple(images),
         parts=parts,
@@ -85,6 +49,11 @@ def _parse_one(msg: str) -> tuple[ImaginePrompt, int]:
         version=params.version,
         speed=params.speed,
         zoom=params.zoom,
+        draft=params.draft,
+        style_refs=tuple(params.sref),
+        style_weight=params.sw,
+        omni_ref=params.oref,
+        omni_weight=params.ow,
     )
     return prompt, params.repeat
 
@@ -104,3 +73,6 @@ def parse(msg: str) -> list[ImaginePrompt]:
             parameter="--repeat",
         )
     return [prompt for prompt, repeat in parsed for _ in range(repeat)]
+
+
+__all__ = ["checked_link", "is_link", "parse"]

@@ -4,6 +4,7 @@ and shape, Vary (Region) a mask; midjourney-proxy's modals hold a press until it
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import timedelta
 
 from imagine import actions
@@ -12,7 +13,9 @@ from imagine.describing import DIGITS
 from imagine.errors import ServiceError, unavailable
 from imagine.jobs import Job, JobStatus, new_id
 from imagine.limits import belongs_to, owner_of
-from imagine.prompt import ImaginePrompt
+from imagine.prompt import ImaginePrompt, PromptError, check_references
+from imagine.results import split_inputs
+from imagine.service.lineage import image_seed, redo_source, reference_inputs
 from imagine.service.submissions import Submissions
 from imagine.store import AlreadyExists, Modal, Quota
 
@@ -26,6 +29,7 @@ MODAL_ALWAYS = frozenset({"Custom Zoom", "Vary (Region)"})
 MODAL_LIFETIME = timedelta(days=1)
 DEFAULT_ZOOM = 2.0
 """What Custom Zoom zooms out by when no factor is given (Midjourney pre-fills --zoom 2)."""
+_DRAFT = re.compile(r"\s*(?:--|[\u2014\u2013])draft(?=\s|$)", re.IGNORECASE)
 
 
 class Presses(Submissions):
@@ -60,6 +64,12 @@ class Presses(Submissions):
     ) -> tuple[ImaginePrompt, str]:
         """The prompt (and the prompt text shown) of the job a press makes."""
         base = ImaginePrompt.from_dict(parent.prompt)
+        if button == actions.ENHANCE:  # the full render: the same prompt without --draft
+            if prompt is not None or zoom is not None or ar is not None:
+                raise ServiceError(
+                    400, ResultCode.INVALID_PARAMETER, "Enhance takes no new prompt, zoom or ar."
+                )
+            return dataclasses.replace(base, draft=False), _DRAFT.sub("", parent.content)
         if prompt is None and zoom is None and ar is None and button != "Custom Zoom":
             return base, parent.content
         if prompt is not None and button not in REMIXABLE:
@@ -142,6 +152,12 @@ class Presses(Submissions):
                 400, ResultCode.INVALID_PARAMETER, f"A mask is for Vary (Region), not {button}."
             )
         new_prompt, content = self._pressed_prompt(parent, button, prompt, zoom, ar)
+        if new_prompt.references:
+            try:
+                check_references(new_prompt, self.runner.context.capabilities_for(parent))
+            except PromptError as exc:
+                raise ServiceError(400, exc.code, exc.message) from None
+        source = await redo_source(self.store, parent) if button in actions.REDO else parent
         # A press is charged to whoever pressed it: their token and the user their ref names
         # (the parent's ref when they send none; the parent is this token's own job).
         charged = ref or parent.ref
@@ -150,11 +166,14 @@ class Presses(Submissions):
             quota = self.limits.quota(charged, token, waiting=1, limit=None)
         # 🔄 re-rolls a prompt's image prompts too (never a Vary (Region)'s mask)
         fresh = button == "🔄" and actions.fresh_render(parent.action)
-        inputs = parent.inputs if fresh else None
+        base = ImaginePrompt.from_dict(parent.prompt)
+        inputs = split_inputs(parent.inputs, base)[0] if fresh else []
         if mask is not None:
             if quota is not None:
                 await self._precheck(quota, 1)
             inputs = [await self.inputs.keep(mask, "the mask")]
+        # every job keeps its --sref/--oref images last, so any later press finds them
+        inputs += await reference_inputs(self.inputs, parent, base, new_prompt)
         async with self._press_lock:  # two quick presses of one U must not both upscale
             if button in actions.TILE_BUTTONS and (
                 earlier := await self.store.pressed(parent.id, button)
@@ -167,13 +186,18 @@ class Presses(Submissions):
                 prompt=new_prompt,
                 ref=charged,
                 webhook=webhook,
-                parent=parent,
+                parent=source,
                 tile=actions.TILE_BUTTONS.get(button),
                 inputs=inputs,
                 speed=speed,
                 contract=contract,
                 job_id=job_id,
             )
+            if button == actions.ENHANCE:
+                seed = await image_seed(self.store, parent)
+                job.result["seeds"] = [seed] if seed is not None else job.result["seeds"][:1]
+            elif actions.carried_out(button) in actions.UPSCALE_FACTORS:
+                job.result["seeds"] = []  # the upscaler takes no seed
             try:
                 await self._add([job], quota)
             except AlreadyExists:

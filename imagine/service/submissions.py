@@ -13,7 +13,14 @@ from imagine.errors import ServiceError
 from imagine.fairqueue import tier_for
 from imagine.jobs import Job, new_id
 from imagine.limits import owner_of, token_scope
-from imagine.prompt import ImaginePrompt, PromptError, choose_model, parse, tile_seeds
+from imagine.prompt import (
+    ImaginePrompt,
+    PromptError,
+    check_references,
+    choose_model,
+    parse,
+    tile_seeds,
+)
 from imagine.prompt.parse import is_link
 from imagine.service.core import ServiceCore
 from imagine.service.defaults import with_defaults
@@ -85,6 +92,13 @@ class Submissions(ServiceCore):
                 f"{f' with {model}' if model else ''}; remove the image.",
             )  # fmt: skip
 
+    def _check_references(self, prompt: ImaginePrompt) -> None:
+        """--sref/--oref on an engine that cannot use them: refused now, in a sentence."""
+        try:
+            check_references(prompt, self.runner.context.capabilities)
+        except PromptError as exc:
+            raise ServiceError(400, exc.code, exc.message) from None
+
     async def imagine(
         self,
         msg: str,
@@ -120,6 +134,7 @@ class Submissions(ServiceCore):
                 # each expansion's text, never the raw msg ({na,zz}ked expands to a banned word)
                 self._check_prompt(prompt)
             self._check_model(prompt, from_image=bool(images or prompt.image_urls))
+            self._check_references(prompt)
         links = {url for p in prompts for url in p.image_urls}
         if len(links) + len(images) > MAX_IMAGE_PROMPTS:
             raise ServiceError(400, ResultCode.INVALID_LINK,
@@ -127,7 +142,10 @@ class Submissions(ServiceCore):
         quota = self.limits.quota(ref, token, waiting=len(prompts), limit=max_unfinished)
         if links or images:  # refuse before fetching what would be refused
             await self._precheck(quota, len(prompts))
-        fetched = await self.inputs.fetch([url for p in prompts for url in p.image_urls])
+        # --sref/--oref images are fetched as image prompts are, and kept after them
+        fetched = await self.inputs.fetch(
+            [u for p in prompts for u in (*p.image_urls, *p.references)]
+        )
         sent = [await self.inputs.keep(data, f"image {n}") for n, data in enumerate(images, 1)]
         jobs = []
         for prompt in prompts:
@@ -140,7 +158,7 @@ class Submissions(ServiceCore):
                     prompt=prompt,
                     ref=ref,
                     webhook=webhook,
-                    inputs=[*sent, *(fetched[url] for url in prompt.image_urls)],
+                    inputs=[*sent, *(fetched[u] for u in (*prompt.image_urls, *prompt.references))],
                     speed=speed,
                     contract=contract,
                 )
