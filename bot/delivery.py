@@ -27,6 +27,7 @@ from bot.progress import (
     blocked_note,
     display_prompt,
     headline,
+    ignored_note,
     no_answer_note,
     not_started_note,
     progress_text,
@@ -291,7 +292,11 @@ class Deliveries:
             await surface.fail("The image service sent an image the bot cannot read. Try again.")
             return
         view = self._view_factory(result.button_message_id, result.buttons)
-        content = headline(prompt, job.user_id, job.button) + blocked_note(result.blocked)
+        content = (
+            headline(prompt, job.user_id, job.button)
+            + blocked_note(result.blocked)
+            + ignored_note(result.ignored)
+        )
         message_id = await surface.finish(content, upload, view)
         await self._remember(message_id, job)
         log.info(

@@ -98,6 +98,14 @@ def blocked_note(blocked: tuple[int, ...]) -> str:
     return f"\n{noun} {names} {verb} blocked by the model's safety checker, so {has} no U or V."
 
 
+def ignored_note(ignored: tuple[str, ...]) -> str:
+    """A line naming the parameters this engine did not carry out ("" when none)."""
+    if not ignored:
+        return ""
+    names = ", ".join(f"`{p}`" for p in ignored[:10])
+    return f"\nThis engine ignored {names}: see /help for what each engine honours."
+
+
 def bar(percent: int) -> str:
     filled = max(0, min(_BAR_CELLS, round(percent * _BAR_CELLS / 100)))
     return "▰" * filled + "▱" * (_BAR_CELLS - filled)

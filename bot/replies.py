@@ -54,6 +54,8 @@ class JobResult:
     seeds: tuple[int, ...]
     blocked: tuple[int, ...] = ()
     """Tiles (1-4) the engine's safety checker withheld."""
+    ignored: tuple[str, ...] = ()
+    """Parameters the engine did not carry out, as typed (``--weird 250``)."""
     prompts: tuple[str, ...] = ()
     """A /describe's or a /shorten's result: prompts, not images (buttons 1️⃣… imagine them)."""
 
@@ -101,4 +103,5 @@ def parse_result(data: Mapping[str, Any]) -> JobResult:
         seeds=tuple(int(s) for s in data.get("seeds") or ()),
         blocked=tuple(int(n) for n in data.get("blocked") or () if isinstance(n, int)),
         prompts=prompts,
+        ignored=tuple(str(p) for p in data.get("ignored") or ()),
     )

@@ -34,7 +34,8 @@ _ROW_GROUPS: tuple[tuple[str, ...], ...] = (
     ("U1", "U2", "U3", "U4", "🔄"),
     ("V1", "V2", "V3", "V4"),
     ("Upscale (Subtle)", "Upscale (Creative)", "Upscale (2x)", "Upscale (4x)"),
-    ("Vary (Strong)", "Vary (Subtle)"),
+    ("Redo Upscale (Subtle)", "Redo Upscale (Creative)"),
+    ("Vary (Strong)", "Vary (Subtle)", "Enhance"),
     ("Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom", "Make Square"),
     ("⬅️", "➡️", "⬆️", "⬇️"),
 )

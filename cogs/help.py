@@ -39,7 +39,11 @@ PARAMETERS = (
     "`--repeat N` 1–40, run the prompt N times (within your job limit)\n"
     "`--iw N` 0–3, how much an image prompt counts\n"
     "`--tile` seamless pattern (local engine) · `--v N` / `--niji N` a model, if the server maps it\n"
-    "`--weird`, `--stop`, `--style` are accepted, so Midjourney prompts work, but change nothing yet"
+    "`--draft` half the steps, smaller: fast drafts (U then **Enhance** re-renders at full quality)\n"
+    "`--sref URL [--sw 0–1000]` style reference · `--oref URL [--ow 1–1000]` omni reference "
+    "(local engine; `--cref`/`--cw` too)\n"
+    "`--stop 10–100` (local engine), `--style raw` (local engine: less guidance), `--weird`: "
+    "what an engine does not honour is named as ignored under the result"
 )
 
 BUTTONS = (

@@ -105,3 +105,13 @@ async def test_show_job_on_a_message_that_is_no_result(fake: FakeDiscord, bot: B
     menus = [await fake.message_command("Show job", grid["id"], user=m) for m in members]
     for one in menus:
         assert "**Seed** 3" in (await private_notice(fake, one))["content"]
+
+
+async def test_parameters_the_engine_ignores_are_named_under_the_result(
+    fake: FakeDiscord, bot: BotProcess
+) -> None:
+    inter = await fake.slash("imagine", {"prompt": "a strange garden --weird 250 --seed 8"})
+    grid = await finished_original(fake, inter)
+    assert "This engine ignored `--weird 250`" in grid["content"]
+    plain = await fake.slash("imagine", {"prompt": "a plain garden --seed 8"})
+    assert "ignored" not in (await finished_original(fake, plain))["content"]
