@@ -17,7 +17,8 @@ EXPECTED = {
     "Vary (Strong)": ("HIGH_VARIATION", 1), "Vary (Subtle)": ("LOW_VARIATION", 1),
     "Vary (Region)": ("INPAINT", 1), "Zoom Out 2x": ("ZOOM", 1), "Make Square": ("ZOOM", 1),
     "Custom Zoom": ("CUSTOM_ZOOM", 1), "⬅️": ("PAN", 1), "Upscale (Subtle)": ("UPSCALE", 1),
-    "Upscale (Creative)": ("UPSCALE", 1),
+    "Upscale (Creative)": ("UPSCALE", 1), "Redo Upscale (Subtle)": ("UPSCALE", 1),
+    "Redo Upscale (Creative)": ("UPSCALE", 1), "Enhance": ("UPSCALE", 1),
 }  # fmt: skip
 
 

@@ -22,6 +22,11 @@ _SOLO = {
     "Upscale (Creative)": "MJ::JOB::upsample_v6_2x_creative::1::{h}::SOLO",
     "Upscale (2x)": "MJ::JOB::upsample_v5_2x::1::{h}::SOLO",
     "Upscale (4x)": "MJ::JOB::upsample_v5_4x::1::{h}::SOLO",
+    # not Midjourney's own ids (none is published for these): "upsample" keeps new-api's
+    # parser reading them as UPSCALE, which is what they are
+    "Redo Upscale (Subtle)": "MJ::JOB::upsample_v6_2x_subtle_redo::1::{h}::SOLO",
+    "Redo Upscale (Creative)": "MJ::JOB::upsample_v6_2x_creative_redo::1::{h}::SOLO",
+    "Enhance": "MJ::JOB::upsample_enhance::1::{h}::SOLO",
     "🔄": "MJ::JOB::reroll::0::{h}::SOLO",
     **{arrow: f"MJ::JOB::pan_{way}::1::{{h}}::SOLO" for arrow, way in PANS.items()},
 }

@@ -26,7 +26,8 @@ ACTIONS = {
     "Vary (Region)": "INPAINT", "Custom Zoom": "CUSTOM_ZOOM", "Zoom Out 2x": "ZOOM",
     "Zoom Out 1.5x": "ZOOM", "Make Square": "ZOOM", "⬅️": "PAN", "➡️": "PAN", "⬆️": "PAN",
     "⬇️": "PAN", "Upscale (Subtle)": "UPSCALE", "Upscale (Creative)": "UPSCALE",
-    "Upscale (2x)": "UPSCALE", "Upscale (4x)": "UPSCALE",
+    "Upscale (2x)": "UPSCALE", "Upscale (4x)": "UPSCALE", "Redo Upscale (Subtle)": "UPSCALE",
+    "Redo Upscale (Creative)": "UPSCALE", "Enhance": "UPSCALE",
 }  # fmt: skip
 STATUS = {
     JobStatus.QUEUED: "SUBMITTED",
