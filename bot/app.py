@@ -32,7 +32,6 @@ EXTENSIONS = (
     "cogs.prompts",
     "cogs.buttons",
     "cogs.jobinfo",
-    "cogs.cancel",
     "cogs.settings",
     "cogs.info",
     "cogs.help",

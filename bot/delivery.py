@@ -164,8 +164,9 @@ class Deliveries:
             result = await self._wait(job, surface)
             if result.failed and result.content == CANCELLED:
                 log.info("job %s: cancelled", job.job_id)
-                await surface.cancelled(progress_text(job.prompt, job.user_id, job.button, None)
-                                        .rsplit(" (", 1)[0] + " (Cancelled)")  # fmt: skip
+                await surface.cancelled(
+                    f"{headline(job.prompt, job.user_id, job.button)} (Cancelled)"
+                )
             elif result.failed:
                 log.info("job %s: failed (%s) %s", job.job_id, result.content, result.error)
                 await surface.fail(explain_failure(result))

@@ -10,7 +10,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import aiosqlite
 
@@ -61,22 +61,27 @@ async def open_sqlite(path: Path, table: str) -> aiosqlite.Connection:
     return db
 
 
-class PendingStore:
+class SqliteTable:
+    """One table of the bot's SQLite file (``SCHEMA`` creates it), on its own connection."""
+
+    SCHEMA: ClassVar[str]
+
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
 
     @classmethod
     async def open(cls, path: Path) -> Self:
-        return cls(
-            await open_sqlite(
-                path,
-                "CREATE TABLE IF NOT EXISTS pending"
-                " (job_id TEXT PRIMARY KEY, record TEXT NOT NULL, created REAL)",
-            )
-        )
+        return cls(await open_sqlite(path, cls.SCHEMA))
 
     async def close(self) -> None:
         await self._db.close()
+
+
+class PendingStore(SqliteTable):
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS pending"
+        " (job_id TEXT PRIMARY KEY, record TEXT NOT NULL, created REAL)"
+    )
 
     async def put(self, job: PendingJob) -> None:
         await self._db.execute(

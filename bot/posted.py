@@ -3,30 +3,14 @@ so ✉️ and "Apps → Show job" can tell a member the job behind any result th
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Self
-
-import aiosqlite
-
-from bot.pending import open_sqlite
+from bot.pending import SqliteTable
 
 
-class PostedResults:
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-
-    @classmethod
-    async def open(cls, path: Path) -> Self:
-        return cls(
-            await open_sqlite(
-                path,
-                "CREATE TABLE IF NOT EXISTS posted (message_id INTEGER PRIMARY KEY, "
-                "job_id TEXT NOT NULL, user_id INTEGER NOT NULL)",
-            )
-        )
-
-    async def close(self) -> None:
-        await self._db.close()
+class PostedResults(SqliteTable):
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS posted (message_id INTEGER PRIMARY KEY, "
+        "job_id TEXT NOT NULL, user_id INTEGER NOT NULL)"
+    )
 
     async def add(self, message_id: int, job_id: str, user_id: int) -> None:
         await self._db.execute(

@@ -13,13 +13,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any, Self
-
-import aiosqlite
+from typing import Any
 
 from bot.errors import UserFacingError
-from bot.pending import open_sqlite
+from bot.pending import SqliteTable
 
 STYLIZE = {"low": 50, "med": 100, "high": 250, "very high": 750}
 SPEEDS = ("fast", "relax", "turbo")
@@ -129,21 +126,8 @@ def models_of(environ: Mapping[str, str]) -> list[str]:
     return names[:25]
 
 
-class PreferenceStore:
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-
-    @classmethod
-    async def open(cls, path: Path) -> Self:
-        return cls(
-            await open_sqlite(
-                path,
-                "CREATE TABLE IF NOT EXISTS preferences (scope TEXT PRIMARY KEY, record TEXT)",
-            )
-        )
-
-    async def close(self) -> None:
-        await self._db.close()
+class PreferenceStore(SqliteTable):
+    SCHEMA = "CREATE TABLE IF NOT EXISTS preferences (scope TEXT PRIMARY KEY, record TEXT)"
 
     async def get(self, scope: str) -> Preferences:
         async with self._db.execute(

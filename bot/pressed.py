@@ -10,33 +10,23 @@ that knows every press.
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
-from typing import Self
 
 import aiosqlite
 
-from bot.pending import open_sqlite
+from bot.pending import SqliteTable
 from imagine.keyed import KeyedSemaphores
 
 
-class PressedButtons:
+class PressedButtons(SqliteTable):
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS pressed (button_message_id TEXT NOT NULL, "
+        "button TEXT NOT NULL, PRIMARY KEY (button_message_id, button)) WITHOUT ROWID"
+    )
+
     def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
+        super().__init__(db)
         self._locks = KeyedSemaphores()
         """One lock per result being edited, kept only while it is."""
-
-    @classmethod
-    async def open(cls, path: Path) -> Self:
-        return cls(
-            await open_sqlite(
-                path,
-                "CREATE TABLE IF NOT EXISTS pressed (button_message_id TEXT NOT NULL, "
-                "button TEXT NOT NULL, PRIMARY KEY (button_message_id, button)) WITHOUT ROWID",
-            )
-        )
-
-    async def close(self) -> None:
-        await self._db.close()
 
     async def add(self, button_message_id: str, button: str) -> frozenset[str]:
         """Record a press; returns every button pressed on that result so far."""

@@ -20,7 +20,7 @@ from bot.errors import UserFacingError, check_interaction_can_post, explain_refu
 from bot.pending import PendingJob
 from bot.progress import numbered_prompt, progress_text
 from bot.tree import log_failure, reply_privately
-from cogs.cancel import cancel_view
+from cogs.cancel import CancelButton, cancel_view
 from cogs.remix import MODAL_BUTTONS, REMIXABLE, PromptModal
 
 if TYPE_CHECKING:
@@ -242,16 +242,17 @@ async def _mark_pressed(
 
 
 class Buttons(commands.Cog):
-    """Registers the dynamic buttons, so clicks on any result (old or new) reach JobButton."""
+    """Registers the dynamic buttons, so clicks on any result or progress message (old or new)
+    reach JobButton or CancelButton."""
 
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
 
     async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(JobButton)
+        self.bot.add_dynamic_items(JobButton, CancelButton)
 
     async def cog_unload(self) -> None:
-        self.bot.remove_dynamic_items(JobButton)
+        self.bot.remove_dynamic_items(JobButton, CancelButton)
 
 
 async def setup(bot: ImagineBot) -> None:

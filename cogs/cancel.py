@@ -1,5 +1,5 @@
 """❌ Cancel under a job's progress message: its owner or a moderator (Manage Messages) ends a
-queued or running job; the message then says it was cancelled."""
+queued or running job; the message then says it was cancelled. Registered by cogs.buttons."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import re
 from typing import TYPE_CHECKING, Any, cast
 
 import discord
-from discord.ext import commands
 
 from bot.client import ImagineError
 from bot.errors import UserFacingError, explain_refusal, user_message
@@ -81,18 +80,3 @@ async def cancel(bot: ImagineBot, interaction: discord.Interaction[Any], job_id:
             ) from exc
         raise UserFacingError(explain_refusal(exc)) from exc
     log.info("job %s: cancelled by user %s", job_id, user.id)
-
-
-class Cancel(commands.Cog):
-    def __init__(self, bot: ImagineBot) -> None:
-        self.bot = bot
-
-    async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(CancelButton)
-
-    async def cog_unload(self) -> None:
-        self.bot.remove_dynamic_items(CancelButton)
-
-
-async def setup(bot: ImagineBot) -> None:
-    await bot.add_cog(Cancel(bot))
