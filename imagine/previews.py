@@ -10,7 +10,9 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from PIL import Image
 
@@ -41,12 +43,17 @@ class RunState:
     cancelled: threading.Event = field(default_factory=threading.Event)
     lost: bool = False
     """The lease was lost (another worker has the job): stop, and save nothing."""
+    cancelled_here: bool = False
+    """It was cancelled through this process (so ``lost`` is a cancel, not a takeover)."""
+    closed: bool = False
+    """The run has ended: a preview that comes later (an engine thread outliving a timeout) is
+    dropped, so it cannot write into a folder that is being removed."""
 
 
 class Previews:
     def __init__(self, storage: ImageStorage) -> None:
         self.storage = storage
-        self._pending: set[asyncio.Future[None]] = set()
+        self._pending: dict[str, set[asyncio.Task[None]]] = {}
 
     def callback(self, job_id: str, state: RunState) -> ProgressCallback:
         """The progress callback of one job: it records the fraction, stores a preview at most
@@ -67,13 +74,32 @@ class Previews:
                 except RuntimeError:  # an engine's worker thread: encode right here
                     data = preview_jpeg(state, preview)
                     if data is not None:
-                        asyncio.run_coroutine_threadsafe(self._put_preview(state, name, data), loop)
+                        # Queued before the engine's thread returns, so the task exists (and
+                        # is awaited by settle) before the run can end.
+                        loop.call_soon_threadsafe(
+                            self._start, state, self._put_preview(state, name, data)
+                        )
                 else:  # a remote engine calls from the event loop: encode off it
-                    task = loop.create_task(self._encode_preview(state, preview.copy(), name))
-                    self._pending.add(task)
-                    task.add_done_callback(self._pending.discard)
+                    self._start(state, self._encode_preview(state, preview.copy(), name))
 
         return progress
+
+    def _start(self, state: RunState, work: Coroutine[Any, Any, None]) -> None:
+        if state.closed:
+            work.close()
+            return
+        tasks = self._pending.setdefault(state.job_id, set())
+        task = asyncio.get_running_loop().create_task(work)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def settle(self, state: RunState) -> None:
+        """Close the run's previews and wait for the ones still being written, so the job's
+        folder can be removed without a late preview writing into it again."""
+        state.closed = True
+        tasks = self._pending.pop(state.job_id, set())
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _encode_preview(self, state: RunState, preview: Image.Image, name: str) -> None:
         data = await asyncio.to_thread(preview_jpeg, state, preview)
@@ -81,6 +107,8 @@ class Previews:
             await self._put_preview(state, name, data)
 
     async def _put_preview(self, state: RunState, name: str, data: bytes) -> None:
+        if state.closed:
+            return
         try:
             await self.storage.put(image_key(state.job_id, name), data, "image/jpeg")
         except Exception:  # a preview is a nicety: never let it fail the job

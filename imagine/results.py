@@ -79,10 +79,15 @@ class Results:
 
         grid, *pngs = await asyncio.to_thread(encode)
         # the tiles first, the grid last: a grid that is there means its tiles are too
-        await asyncio.gather(*(
+        # All of them end before a failure is raised: a put still running would otherwise write
+        # into the job's folder after the failure removed it.
+        outcomes = await asyncio.gather(*(
             self.storage.put(image_key(job.id, f"{i}.png"), data, "image/png")
             for i, data in enumerate(pngs)
-        ))  # fmt: skip
+        ), return_exceptions=True)  # fmt: skip
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         await self.storage.put(image_key(job.id, "grid.jpg"), grid, "image/jpeg")
         caps = self.context.capabilities_for(job)
         # Tiles the engine's safety checker withheld: no U or V for them (nothing to build on).

@@ -75,8 +75,13 @@ class Runner:
         raises for the job's own failures."""
         state = self.states.setdefault(job.id, RunState(job.id))
         try:
-            async with asyncio.timeout(self.timeout):
-                result = await self._execute(job, self._progress(job.id, state))
+            try:
+                async with asyncio.timeout(self.timeout):
+                    result = await self._execute(job, self._progress(job.id, state))
+            finally:
+                # No preview may land after this (in a folder a failure or a cancel removes):
+                # the late ones are dropped, the ones being written are waited for.
+                await self.previews.settle(state)
         except TimeoutError:
             state.cancelled.set()
             log.warning("job %s took longer than %.0f s and was stopped", job.id, self.timeout)
@@ -92,7 +97,7 @@ class Runner:
         except EngineCancelled:
             if not state.lost:
                 raise
-            log.warning("job %s: another worker took it over; this worker stops", job.id)
+            self._log_stop(state)
             return job
         except EngineError as exc:
             log.warning("job %s failed: %s (%s)", job.id, exc.message, exc.code)
@@ -117,6 +122,7 @@ class Runner:
         finally:
             self.states.pop(job.id, None)
         if state.lost:
+            self._log_stop(state)
             return job
         job.result.update(result)
         job.status, job.finished_at = JobStatus.DONE, utcnow()
@@ -124,6 +130,13 @@ class Runner:
         await self.finish(job, JobStatus.RUNNING, lease)
         log.info("job %s done (%s)", job.id, job.action)
         return job
+
+    @staticmethod
+    def _log_stop(state: RunState) -> None:
+        if state.cancelled_here:
+            log.info("job %s was cancelled; its engine stopped", state.job_id)
+        else:
+            log.warning("job %s: another worker took it over; this worker stops", state.job_id)
 
     async def _fail(
         self, job: Job, code: ResultCode, message: str, lease: Lease | None = None

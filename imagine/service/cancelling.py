@@ -57,6 +57,7 @@ class Cancelling(Reading):
         lease is gone, so it stops at its next renewal), and remove the previews."""
         if (state := self.runner.states.get(job.id)) is not None:
             state.lost = True  # saves nothing: the job is over
+            state.cancelled_here = True
             state.cancelled.set()  # the engine stops at its next progress report
         self._positions = (0.0, {})  # the queue's order changed: read it again
         self.webhooks.wake()
