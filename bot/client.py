@@ -131,12 +131,20 @@ class ImagineClient:
         return self._submitted(await self._request("POST", "/v2/shorten", json=body))
 
     async def button(
-        self, button_message_id: str, button: str, ref: JobRef, prompt: str | None = None
+        self,
+        button_message_id: str,
+        button: str,
+        ref: JobRef,
+        prompt: str | None = None,
+        vary: str | None = None,
     ) -> Submitted:
-        """Press a result's button; ``prompt`` is a Remix's or a Custom Zoom's new prompt."""
+        """Press a result's button; ``prompt`` is a Remix's or a Custom Zoom's new prompt,
+        ``vary`` ("subtle") Low Variation Mode for V1–V4."""
         body = {"buttonMessageId": button_message_id, "button": button, "ref": ref.to_json()}
         if prompt is not None:
             body["prompt"] = prompt
+        if vary is not None:
+            body["vary"] = vary
         return self._submitted(await self._request("POST", "/v2/button", json=body))
 
     @staticmethod

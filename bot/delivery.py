@@ -98,12 +98,14 @@ class Deliveries:
         return self._users[user_id]
 
     async def accept(
-        self, jobs: Sequence[PendingJob], place: Callable[[int, PendingJob], Awaitable[int]]
+        self,
+        jobs: Sequence[PendingJob],
+        place: Callable[[int, PendingJob], Awaitable[int | PendingJob]],
     ) -> None:
         """Remember every job the service accepted before anything else can fail (a crash or a
         Discord error now loses none of them), then give each its progress message (``place``
-        returns its id) and deliver it. A job whose message could not be made is still delivered:
-        its result is posted as a new message."""
+        returns its id, or the job as placed: in a DM, say) and deliver it. A job whose message
+        could not be made is still delivered: its result is posted as a new message."""
         current = asyncio.current_task()
         assert current is not None  # always called from a task (a command's)
         self._accepting.add(current)
@@ -113,8 +115,10 @@ class Deliveries:
             started = 0
             try:
                 for index, job in enumerate(jobs):
-                    message_id = await place(index, job)
-                    await self.start(dataclasses.replace(job, message_id=message_id))
+                    placed = await place(index, job)
+                    if isinstance(placed, int):
+                        placed = dataclasses.replace(job, message_id=placed)
+                    await self.start(placed)
                     started += 1
             finally:
                 for job in jobs[started:]:

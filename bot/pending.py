@@ -35,6 +35,9 @@ class PendingJob:
     """True: that message belongs to the interaction (edit via the token); False: a channel message."""
     reply_to: int | None = None
     """The message a freshly posted result replies to."""
+    visibility: str = "public"
+    """'public' (the channel), 'dm' (channel_id is the member's DM channel) or 'ephemeral' (only
+    the member sees it, through the token; once it expires, their DMs)."""
     created: float = field(default_factory=time.time)
 
     def token_alive(self, margin: float = 5.0) -> bool:

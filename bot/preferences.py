@@ -2,7 +2,8 @@
 
 A setting is the parameter Midjourney's own /settings appends to a prompt (``--s 250``, ``--style
 raw``, ``--relax``, ``--draft``, ``--v 6``, the member's suffix), appended only when the prompt
-does not set it itself. Remix is the bot's own: V, Vary and 🔄 open a modal with the prompt.
+does not set it itself. Remix is the bot's own: V, Vary and 🔄 open a modal with the prompt. The
+variation strength is sent with each V1–V4 press; the visibility decides where results go.
 A server's locked setting is the server's value for every member: their own is not used, and a
 prompt that types it is refused with a sentence.
 """
@@ -20,7 +21,12 @@ from bot.pending import SqliteTable
 
 STYLIZE = {"low": 50, "med": 100, "high": 250, "very high": 750}
 SPEEDS = ("fast", "relax", "turbo")
-LOCKABLE = ("version", "stylize", "raw", "remix", "speed", "draft")
+VARY = ("strong", "subtle")
+"""How far V1–V4 move from their tile: Midjourney's High and Low Variation Mode."""
+VISIBILITY = ("public", "dm", "ephemeral")
+"""Where a member's results go: the channel (as Midjourney), their DMs, or visible only to them
+in the channel."""
+LOCKABLE = ("version", "stylize", "raw", "remix", "speed", "draft", "vary", "visibility")
 FLAGS = {
     "version": ("--v", "--version", "--niji"),
     "stylize": ("--s", "--stylize"),
@@ -41,6 +47,10 @@ class Preferences:
     remix: bool = False
     speed: str | None = None
     draft: bool = False
+    vary: str | None = None
+    """None: strong."""
+    visibility: str | None = None
+    """None: public."""
     suffix: str = ""
     locked: tuple[str, ...] = ()
     """A server's: the settings its members cannot change."""
@@ -70,7 +80,7 @@ class Effective:
 def merge(server: Preferences, member: Preferences) -> Effective:
     """The member's own settings over the server's defaults, except where the server locked one."""
     values: dict[str, Any] = {}
-    for name in ("version", "stylize", "speed"):
+    for name in ("version", "stylize", "speed", "vary", "visibility"):
         mine = getattr(member, name)
         values[name] = getattr(server, name) if name in server.locked or mine is None else mine
     for name in ("raw", "remix", "draft"):

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 USERS_ONLY = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=False)
 NOBODY = discord.AllowedMentions.none()
+EXPIRED_NOTE = "Sent here because your private reply in the channel had expired."
 
 # 401 Invalid Webhook Token (50027) and 404 Unknown Webhook (10015) / Unknown Message (10008):
 # the token has expired or the message is gone; either way the result must be posted anew.
@@ -56,6 +57,24 @@ class JobSurface:
     def token_usable(self) -> bool:
         return not self._token_dead and self.job.token_alive()
 
+    @property
+    def private(self) -> bool:
+        """An ephemeral job: its message exists only through the token, so once the token is
+        dead it cannot be edited, and its news go to the member's DMs, never the channel."""
+        return self.job.visibility == "ephemeral"
+
+    async def _send_private(self, content: str, upload: Upload | None = None,
+                            view: discord.ui.View | None = None) -> int:  # fmt: skip
+        """After the token: the member's DMs (discord.Forbidden when they are closed)."""
+        channel = await self._client.create_dm(discord.Object(self.job.user_id))
+        posted = await channel.send(
+            f"{content}\n-# {EXPIRED_NOTE}",
+            file=upload.file() if upload is not None else discord.utils.MISSING,
+            view=view if view is not None else discord.utils.MISSING,
+            allowed_mentions=NOBODY,
+        )
+        return posted.id
+
     def _webhook(self) -> discord.Webhook:
         # The same application webhook discord.py builds for Interaction.followup, rebuilt from
         # the stored token so that a job resumed after a restart can still use it.
@@ -75,6 +94,8 @@ class JobSurface:
                 if not is_gone(exc):
                     raise
                 self._token_dead = True
+                if self.private:  # nothing but the token can edit an ephemeral message
+                    raise
                 log.info(
                     "job %s: interaction token expired; editing with the bot token", self.job.job_id
                 )
@@ -83,8 +104,8 @@ class JobSurface:
     async def show_progress(self, content: str, preview: Upload | None) -> None:
         """Edit the progress message; cosmetic, so any failure is logged and ignored."""
         message_id = self.job.message_id
-        if message_id is None:
-            return
+        if message_id is None or (self.private and not self.token_usable):
+            return  # an ephemeral message outlives its token frozen: the result goes to DMs
         attachments = [preview.file()] if preview is not None else discord.utils.MISSING
         try:
             await self._edit(
@@ -117,7 +138,11 @@ class JobSurface:
                 log.info(
                     "job %s: interaction token expired; posting in the channel", self.job.job_id
                 )
-        elif message_id is not None and not self.job.message_via_token:
+        if self.private:
+            posted_id = await self._send_private(content, upload, view)
+            log.info("job %s: its private reply expired; sent by DM", self.job.job_id)
+            return posted_id
+        if message_id is not None and not self.job.message_via_token:
             try:
                 edited = await self._channel.get_partial_message(message_id).edit(
                     content=content,
@@ -141,7 +166,7 @@ class JobSurface:
     async def cancelled(self, content: str) -> None:
         """The progress message says the job was cancelled, without its Cancel button; a
         message that is gone needs nothing."""
-        if self.job.message_id is None:
+        if self.job.message_id is None or (self.private and not self.token_usable):
             return
         try:
             await self._edit(self.job.message_id, content=content, attachments=[], view=None,
@@ -161,6 +186,13 @@ class JobSurface:
                 log.warning(
                     "job %s: private notice failed (%s %s)", job.job_id, exc.status, exc.text
                 )
+        if self.private:
+            try:
+                await self._send_private(sentence)
+            except discord.HTTPException as exc:
+                log.warning("job %s: could not tell user %s by DM either (%s)", job.job_id,
+                            job.user_id, exc.status)  # fmt: skip
+            return
         text = f"<@{job.user_id}> {sentence}"
         if job.message_id is not None and not job.message_via_token:
             try:

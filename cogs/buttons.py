@@ -20,6 +20,7 @@ from bot.errors import UserFacingError, check_interaction_can_post, explain_refu
 from bot.pending import PendingJob
 from bot.progress import numbered_prompt, progress_text
 from bot.tree import log_failure, reply_privately
+from bot.visibility import DMS_CLOSED, NOBODY, SENT_TO_DMS, tell_privately, to_dm, where
 from cogs.cancel import CancelButton, cancel_view
 from cogs.remix import MODAL_BUTTONS, REMIXABLE, PromptModal
 
@@ -42,6 +43,7 @@ _ROW_GROUPS: tuple[tuple[str, ...], ...] = (
 NEEDS_INPUT = frozenset({"Vary (Region)"})
 """Buttons that need more than a click (a painted mask): not shown in Discord until the bot can
 ask for that; the API offers them to its other clients."""
+VARIATIONS = frozenset({"V1", "V2", "V3", "V4"})
 _PROMPT_IN_HEADLINE = re.compile(r"^\*\*(?P<prompt>.*?)\*\* - ", re.DOTALL)
 
 
@@ -176,9 +178,13 @@ async def press(
     if clicked is None or channel_id is None:
         raise UserFacingError("Discord did not say which message this button is on. Try again.")
     ref = JobRef(user.id, interaction.guild_id, channel_id)
+    chosen = (await bot.preferences.effective(user.id, interaction.guild_id)).values
+    visibility = where(chosen.visibility or "public", interaction)
+    # Low Variation Mode: V1–V4 move less from their tile (sent only when it is not the default)
+    vary = chosen.vary if button in VARIATIONS and chosen.vary == "subtle" else None
     async with bot.limiter.slot(user.id):
         try:
-            submitted = await bot.imagine.button(button_message_id, button, ref, prompt)
+            submitted = await bot.imagine.button(button_message_id, button, ref, prompt, vary)
         except ImagineError as exc:
             if exc.code == "ALREADY_REQUESTED_UPSCALE":
                 await _mark_pressed(bot, interaction, clicked, button_message_id, button)
@@ -207,18 +213,36 @@ async def press(
                 token_expires=interaction.created_at.timestamp() + bot.settings.interaction_ttl,
                 message_via_token=False,
                 reply_to=clicked.id,
+                visibility=visibility,
             )
             for job_id in submitted.message_ids
         ]
 
-        async def place(index: int, job: PendingJob) -> int:
-            message = await channel.send(
-                progress_text(shown, user.id, button, None),
-                view=cancel_view(job.job_id),
+        async def place(index: int, job: PendingJob) -> PendingJob:
+            text, view = progress_text(shown, user.id, button, None), cancel_view(job.job_id)
+            if job.visibility == "dm":
+                if (sent := await to_dm(interaction, job, text, view)) is not None:
+                    if index == 0:
+                        link = bot.get_partial_messageable(sent.channel_id).get_partial_message(
+                            sent.message_id or 0
+                        ).jump_url  # fmt: skip
+                        await tell_privately(interaction, SENT_TO_DMS.format(link=link))
+                    return sent
+                job = job.with_(visibility="ephemeral")  # DMs closed: only to them, here
+                if index == 0:
+                    await tell_privately(interaction, DMS_CLOSED)
+            if job.visibility == "ephemeral":
+                message = await interaction.followup.send(
+                    text, view=view, ephemeral=True, wait=True, allowed_mentions=NOBODY
+                )
+                return job.with_(message_id=message.id, message_via_token=True)
+            posted = await channel.send(
+                text,
+                view=view,
                 reference=clicked.to_reference(fail_if_not_exists=False),
-                allowed_mentions=discord.AllowedMentions.none(),
+                allowed_mentions=NOBODY,
             )
-            return message.id
+            return job.with_(message_id=posted.id)
 
         await bot.deliveries.accept(jobs, place)
 

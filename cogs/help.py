@@ -25,7 +25,8 @@ TOOLS = (
     "`/shorten prompt:` five shorter prompts that keep the words that count (parameters kept); "
     "**1️⃣–5️⃣** imagine one\n"
     "`/settings` your stylize, version, Raw, Remix, Draft, speed and a suffix, added to each "
-    "prompt that does not set them (`scope: server` for a server's defaults and locks)\n"
+    "prompt that does not set them; High/Low Variation Mode for V1–V4; results in the channel, "
+    "by DM or only for you (`scope: server` for a server's defaults and locks)\n"
     "React ✉️ to a result (or Apps → **Show job**) for its prompt, seed and settings"
 )
 

@@ -14,8 +14,9 @@ from discord.ext import commands
 from bot.client import JobRef, Submitted
 from bot.errors import UserFacingError, check_interaction_can_post
 from bot.pending import PendingJob
-from bot.preferences import apply
+from bot.preferences import Effective, apply
 from bot.progress import progress_text
+from bot.visibility import DMS_CLOSED, SENT_TO_DMS, is_private, tell_privately, to_dm, where
 from cogs.cancel import cancel_view
 
 if TYPE_CHECKING:
@@ -76,13 +77,14 @@ class Imagine(commands.Cog):
         effective = await self.bot.preferences.effective(interaction.user.id, interaction.guild_id)
         prompt = apply(" ".join(prompt.split()), effective)  # the member's /settings
         msg = compose_msg(prompt, image)
-        await interaction.response.defer(thinking=True)  # Discord's 3 s deadline
+        visibility = await begin(self.bot, interaction, effective)
         await submit(
             self.bot,
             interaction,
             prompt,
             lambda ref: self.bot.imagine.imagine(msg, ref),
             f"/imagine {msg!r}",
+            visibility,
         )
 
     @app_commands.command(name="blend", description="Blend 2 to 5 images into four new ones")
@@ -109,14 +111,27 @@ class Imagine(commands.Cog):
         images = [i for i in (image1, image2, image3, image4, image5) if i is not None]
         urls = [check_image(image) for image in images]
         shape = dimensions.value if dimensions is not None else "square"
-        await interaction.response.defer(thinking=True)
+        visibility = await begin(self.bot, interaction)
         await submit(
             self.bot,
             interaction,
             blend_title(images),
             lambda ref: self.bot.imagine.blend(urls, shape, ref),
             f"/blend of {len(urls)} images ({shape})",
+            visibility,
         )
+
+
+async def begin(
+    bot: ImagineBot, interaction: discord.Interaction[Any], effective: Effective | None = None
+) -> str:
+    """Acknowledge the command within Discord's 3 s, privately when the member's results are
+    private; the visibility their results get."""
+    if effective is None:
+        effective = await bot.preferences.effective(interaction.user.id, interaction.guild_id)
+    visibility = where(effective.values.visibility or "public", interaction)
+    await interaction.response.defer(thinking=True, ephemeral=is_private(visibility))
+    return visibility
 
 
 async def submit(
@@ -125,8 +140,10 @@ async def submit(
     shown: str,
     send: Callable[[JobRef], Awaitable[Submitted]],
     what: str,
+    visibility: str = "public",
 ) -> None:
-    """Submit (after the defer), then put a progress message up for each job it started."""
+    """Submit (after :func:`begin`), then put a progress message up for each job it started,
+    where the member's results go."""
     user, channel_id = interaction.user, interaction.channel_id
     assert channel_id is not None, "slash commands always come from a channel"
     async with bot.limiter.slot(user.id):
@@ -151,20 +168,38 @@ async def submit(
                 token=interaction.token,
                 token_expires=expires,
                 message_via_token=True,
+                visibility=visibility,
             )
             for job_id in submitted.message_ids
         ]
 
-        async def place(index: int, job: PendingJob) -> int:
+        async def place(index: int, job: PendingJob) -> PendingJob:
             text = progress_text(shown, user.id, "", None)
             view = cancel_view(job.job_id)
+            if job.visibility == "dm":
+                if (sent := await to_dm(interaction, job, text, view)) is not None:
+                    if index == 0:
+                        link = bot.get_partial_messageable(sent.channel_id).get_partial_message(
+                            sent.message_id or 0
+                        ).jump_url  # fmt: skip
+                        await interaction.edit_original_response(
+                            content=SENT_TO_DMS.format(link=link)
+                        )
+                    return sent
+                job = job.with_(visibility="ephemeral")  # DMs closed: only to them, here
+                if index == 0:
+                    message = await interaction.edit_original_response(content=text, view=view)
+                    await tell_privately(interaction, DMS_CLOSED)
+                    return job.with_(message_id=message.id)
             if index == 0:
-                return (await interaction.edit_original_response(content=text, view=view)).id
+                message = await interaction.edit_original_response(content=text, view=view)
+                return job.with_(message_id=message.id)
             # {a,b} permutations and --repeat: one message per job
             extra = await interaction.followup.send(
-                text, wait=True, view=view, allowed_mentions=discord.AllowedMentions.none()
-            )
-            return extra.id
+                text, wait=True, view=view, ephemeral=is_private(job.visibility),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )  # fmt: skip
+            return job.with_(message_id=extra.id)
 
         await bot.deliveries.accept(jobs, place)
 

@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserFacingError, check_interaction_can_post
-from cogs.imagine import check_image, submit
+from cogs.imagine import begin, check_image, submit
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -49,13 +49,14 @@ class Prompts(commands.Cog):
     ) -> None:
         check_interaction_can_post(interaction)
         url, name = describe_source(image, link)
-        await interaction.response.defer(thinking=True)  # Discord's 3 s deadline
+        visibility = await begin(self.bot, interaction)  # Discord's 3 s deadline
         await submit(
             self.bot,
             interaction,
             f"Describe {name}",
             lambda ref: self.bot.imagine.describe(url, ref),
             f"/describe {url!r}",
+            visibility,
         )
 
     @app_commands.command(
@@ -69,13 +70,14 @@ class Prompts(commands.Cog):
     ) -> None:
         check_interaction_can_post(interaction)
         text = " ".join(prompt.split())
-        await interaction.response.defer(thinking=True)
+        visibility = await begin(self.bot, interaction)
         await submit(
             self.bot,
             interaction,
             f"Shorten {text}",
             lambda ref: self.bot.imagine.shorten(text, ref),
             f"/shorten {text!r}",
+            visibility,
         )
 
 

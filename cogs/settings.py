@@ -18,6 +18,8 @@ from bot.preferences import (
     SPEEDS,
     STYLIZE,
     SUFFIX_LIMIT,
+    VARY,
+    VISIBILITY,
     Preferences,
     merge,
     models_of,
@@ -31,7 +33,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOGGLES = {"raw": "Raw Mode", "remix": "Remix Mode", "draft": "Draft Mode"}
-NAMES = {"version": "Version", "stylize": "Stylize", "speed": "Speed", **TOGGLES}
+NAMES = {"version": "Version", "stylize": "Stylize", "speed": "Speed", "vary": "Variation",
+         "visibility": "Visibility", **TOGGLES}  # fmt: skip
+VARY_LABELS = {"strong": "High Variation Mode", "subtle": "Low Variation Mode"}
+VISIBILITY_LABELS = {
+    "public": "Results in the channel",
+    "dm": "Results by DM",
+    "ephemeral": "Results only I can see",
+}
 DEFAULT = "default"
 
 
@@ -66,11 +75,22 @@ def panel(
     for name, label in TOGGLES.items():
         on = bool(getattr(values, name))
         view.add_item(PanelButton(scope, name, "", label, _style(on), off(name), row=2))
+    for vary in VARY:
+        on = (values.vary or "strong") == vary
+        view.add_item(
+            PanelButton(scope, "vary", vary, VARY_LABELS[vary], _style(on), off("vary"), 2)
+        )
     for speed in SPEEDS:
         on = values.speed == speed
         view.add_item(
             PanelButton(scope, "speed", speed, f"{speed.title()} Mode", _style(on), off("speed"), 3)
         )
+    # one button that shows where results go and moves to the next choice (5 rows is all a
+    # message has: a select here would push the server's locks out)
+    shown = values.visibility or "public"
+    following = VISIBILITY[(VISIBILITY.index(shown) + 1) % len(VISIBILITY)]
+    view.add_item(PanelButton(scope, "visibility", following, VISIBILITY_LABELS[shown],
+                              discord.ButtonStyle.primary, off("visibility"), 4 if member else 3))  # fmt: skip
     if member:
         view.add_item(PanelButton(scope, "suffix", "", "Suffix…", discord.ButtonStyle.secondary,
                                   False, 4))  # fmt: skip
@@ -85,13 +105,23 @@ def panel(
     return view
 
 
+def where(visibility: str | None) -> str:
+    return {
+        "dm": "results are sent to your DMs",
+        "ephemeral": "results are shown only to you, in the channel",
+    }.get(visibility or "", "results are posted in the channel")
+
+
 def summary(scope: str, values: Preferences, locked: frozenset[str]) -> str:
     appended = " ".join(parameters(values).values())
     if values.suffix:
         appended = f"{appended} {values.suffix}".strip()
     who = "This server's defaults" if scope == "server" else "Your settings"
     lines = [f"**{who}.** Added to each prompt that does not set them: {appended or 'nothing'}."]
-    lines.append(f"Remix Mode is {'on' if values.remix else 'off'}.")
+    lines.append(
+        f"Remix Mode is {'on' if values.remix else 'off'}; V1–V4 use "
+        f"{VARY_LABELS[values.vary or 'strong']}; {where(values.visibility)}."
+    )
     if locked:
         names = ", ".join(NAMES[n] for n in LOCKABLE if n in locked)
         lines.append(f"Locked by the server: {names}.")
@@ -212,6 +242,10 @@ async def change(
         updated = current.with_(**{name: not getattr(current, name)})
     elif name == "speed":
         updated = current.with_(speed=None if current.speed == value else value)
+    elif name == "vary":
+        updated = current.with_(vary=value if value in VARY else None)
+    elif name == "visibility":
+        updated = current.with_(visibility=value if value in VISIBILITY else None)
     elif name == "stylize":
         updated = current.with_(stylize=value if value in STYLIZE else None)
     elif name == "version":

@@ -140,9 +140,11 @@ def from_image(
     *,
     mask: Image.Image | None = None,
     aspect: tuple[int, int] | None = None,
+    vary: str = "strong",
 ) -> GenerateRequest:
     """The render for a button pressed on one image (a grid tile or an upscale). ``mask``:
-    Vary (Region)'s painted area; ``aspect``: Custom Zoom's new shape (None: the source's)."""
+    Vary (Region)'s painted area; ``aspect``: Custom Zoom's new shape (None: the source's);
+    ``vary``: how far V1–V4 move from their tile (Midjourney's High/Low Variation Mode)."""
     action = carried_out(action)
     if action == ENHANCE:  # the full render the draft stood for: its seed, full steps and size
         full = dataclasses.replace(prompt, draft=False)
@@ -185,7 +187,7 @@ def from_image(
             context,
             seeds,
             init=source,
-            strength=VARY_STRENGTH["strong"],
+            strength=VARY_STRENGTH[vary if action in VARIATION_BUTTONS else "strong"],
             aspect=reduced(*source.size),
         )
     if action == "Vary (Subtle)":

@@ -66,6 +66,11 @@ _COMPLETED = {
             "description": "Tiles (1-4) the engine's safety checker withheld; they have no U or V.",
         },
         "error": {"type": "string"},
+        "ignored": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Parameters of the prompt that this engine did not carry out, as typed.",
+        },
     },
 }
 _PROGRESS = {
@@ -158,6 +163,11 @@ def spec(base_url: str) -> dict[str, Any]:
             },
             "zoom": {"type": "number", "minimum": 1, "maximum": 2},
             "ar": {**_TEXT, "description": "Custom Zoom: the new aspect ratio, like 16:9"},
+            "vary": {
+                "enum": ["strong", "subtle"],
+                "description": "V1-V4: how far the variations move from their tile "
+                "(Midjourney's High/Low Variation Mode; default strong)",
+            },
         },
     }
     describe_body = {

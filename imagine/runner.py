@@ -272,7 +272,7 @@ class Runner:
             request = await asyncio.to_thread(
                 functools.partial(
                     actions.from_image, job.action, prompt, source, self.context, seeds,
-                    mask=mask, aspect=aspect,
+                    mask=mask, aspect=aspect, vary=job.result.get("vary", "strong"),
                 )
             )  # fmt: skip
         request = await self._with_references(job, prompt, request, references)

@@ -70,7 +70,7 @@ async def blend(request: web.Request) -> web.Response:
 
 async def button(request: web.Request) -> web.Response:
     """A press; ``prompt`` (Remix), ``mask`` (Vary (Region), base64), ``zoom`` and ``ar``
-    (Custom Zoom) as TheNextLeg took them."""
+    (Custom Zoom) as TheNextLeg took them; ``vary`` (strong/subtle) for V1–V4, our own."""
     data = await body(request, MAX_DATA_BODY)
     mask = data.get("mask")
     prompt = data.get("prompt")
@@ -85,6 +85,7 @@ async def button(request: web.Request) -> web.Response:
         mask=None if mask in (None, "") else image_data(mask, "mask"),
         zoom=number(data, "zoom", 1.0, 2.0),
         ar=ar,
+        vary=string(data, "vary", limit=20).lower() or None,
     )
     return _accepted(job)
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from imagine import actions
 from imagine.codes import ResultCode
 from imagine.errors import ServiceError, unavailable
-from imagine.jobs import Job, JobStatus, utcnow
+from imagine.jobs import Job, JobStatus, new_id, utcnow
 from imagine.limits import belongs_to
 from imagine.previews import image_key
 from imagine.service.reading import Reading
 from imagine.storage import StorageError
-from imagine.store import Fenced
+from imagine.store import AlreadyExists, Fenced, Modal
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,11 @@ class Cancelling(Reading):
             # one that ended here while the database could not be written has ended
             unsaved = self.runner.unsaved_job(job_id)
             found = (unsaved, None) if unsaved is not None else await self.store.held(job_id)
+            if found is None and (modal := await self._modal_of(job_id, token)) is not None:
+                try:  # a midjourney-proxy modal still waiting for its prompt: it never runs
+                    return await self._cancel_modal(modal)
+                except AlreadyExists:
+                    continue  # its prompt came just now: the job it made is cancelled instead
             if found is None or not belongs_to(found[0].owner, token):
                 raise ServiceError(404, None, f"No message has id {job_id!r}.")
             job, lease = found
@@ -51,6 +57,31 @@ class Cancelling(Reading):
             await self._cancelled(cancelled, was=job.status)
             return cancelled
         raise unavailable(f"Job {job_id} kept changing while it was being cancelled.", 1)
+
+    async def _modal_of(self, job_id: str, token: str | None) -> Modal | None:
+        found = await self.store.modals([job_id])
+        return found[0] if found and belongs_to(found[0].owner, token) else None
+
+    async def _cancel_modal(self, modal: Modal) -> Job:
+        """The modal becomes a job cancelled before it started (so its task reads FAILURE, as
+        any cancelled task does), then is forgotten; its notifyHook is not called (its client
+        cancelled it and reads the answer)."""
+        parent = await self.store.get(modal.parent_id)
+        if parent is None:
+            await self.store.drop_modal(modal.id)
+            raise ServiceError(404, None, f"The task {modal.parent_id} it was pressed on is gone.")
+        job = Job(
+            id=modal.id, button_message_id=new_id(), action=modal.button,
+            type=actions.RESULT_TYPE[modal.button], owner=modal.owner, content=modal.prompt,
+            prompt=parent.prompt, ref=modal.ref, parent_id=parent.id,
+            tile=actions.TILE_BUTTONS.get(modal.button), status=JobStatus.FAILED,
+            finished_at=utcnow(), error_code=ResultCode.CANCELLED, error=BEFORE_START,
+            result={"seeds": []}, contract="mj",
+        )  # fmt: skip
+        await self.store.add([job])
+        await self.store.drop_modal(modal.id)
+        log.info("modal %s cancelled before its prompt came", modal.id)
+        return job
 
     async def _cancelled(self, job: Job, *, was: JobStatus) -> None:
         """The cancel is saved: stop this process's worker, if it renders the job (any other's

@@ -126,10 +126,12 @@ class Presses(Submissions):
         speed: str | None = None,
         job_id: str | None = None,
         contract: str = "v2",
+        vary: str | None = None,
     ) -> Job:
         """Press ``button`` on a result. ``prompt`` (Remix), ``zoom`` and ``ar`` (Custom Zoom) and
         ``mask`` (Vary (Region): white, or opaque, = repaint) shape the job; ``job_id``: the id
-        the job takes (a midjourney-proxy modal's)."""
+        the job takes (a midjourney-proxy modal's); ``vary`` ("strong" or "subtle"): how far
+        V1–V4 move from their tile."""
         self._check_open()
         webhook = self._check_webhook(webhook)
         self.limits.check_rate(ref, token)
@@ -151,6 +153,13 @@ class Presses(Submissions):
             raise ServiceError(
                 400, ResultCode.INVALID_PARAMETER, f"A mask is for Vary (Region), not {button}."
             )
+        if vary is not None and (button not in actions.VARIATION_BUTTONS
+                                 or vary not in actions.VARY_STRENGTH):  # fmt: skip
+            raise ServiceError(
+                400, ResultCode.INVALID_PARAMETER,
+                "vary is for V1–V4, and is strong or subtle."
+                if vary in actions.VARY_STRENGTH else "vary is strong or subtle.",
+            )  # fmt: skip
         new_prompt, content = self._pressed_prompt(parent, button, prompt, zoom, ar)
         if new_prompt.references:
             try:
@@ -198,6 +207,8 @@ class Presses(Submissions):
                 job.result["seeds"] = [seed] if seed is not None else job.result["seeds"][:1]
             elif actions.carried_out(button) in actions.UPSCALE_FACTORS:
                 job.result["seeds"] = []  # the upscaler takes no seed
+            if vary is not None:
+                job.result["vary"] = vary  # read by the runner, kept in the result
             try:
                 await self._add([job], quota)
             except AlreadyExists:

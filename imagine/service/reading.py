@@ -103,6 +103,8 @@ class Reading(Presses):
                 or ("the engine's own" if caps.upscale else "Lanczos resampling"),
                 "seeds": caps.seeds,
                 "nativeSize": caps.native_size,
+                # the parameters among those engines may skip that this one carries out
+                "honours": list(caps.honours),
             },
             "notes": list(caps.notes),
         }

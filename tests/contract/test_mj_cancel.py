@@ -200,3 +200,35 @@ async def test_a_cancel_through_another_service_stops_the_render(
         assert (task["status"], task["failReason"]) == (
             "FAILURE", "Cancelled while it was rendering.",
         )  # fmt: skip
+
+
+async def test_a_modal_task_waiting_for_its_prompt_can_be_cancelled(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(api_tokens=(A, B))
+    relay = NewApi(client, A)
+    grid_id = await relay.accepted("imagine", {"prompt": "a lighthouse"})
+    grid = await relay.finished(grid_id)
+    u1 = await relay.finished(
+        await relay.accepted(
+            "action", {"taskId": grid_id, "customId": relay.button(grid, "upsample::1")}
+        )
+    )
+    zoom = await relay.submit("action", {"taskId": u1["id"],
+                                         "customId": relay.button(u1, "CustomZoom")})  # fmt: skip
+    assert zoom["code"] == 21
+    modal_id = zoom["result"]
+    # another token cannot see it, so cannot cancel it
+    status, answer = await cancel(NewApi(client, B), modal_id)
+    assert (status, answer["code"]) == (404, 3)
+    status, answer = await cancel(relay, modal_id)
+    assert (status, answer["code"], answer["result"]) == (200, 1, modal_id)
+    task = await relay.fetch(modal_id)
+    assert task["status"] == "FAILURE"
+    assert task["failReason"] == "Cancelled before it started."
+    # its prompt, sent late, is refused: the task has ended
+    late = await relay.submit("modal", {"taskId": modal_id, "prompt": "a lighthouse --zoom 1.5"})
+    assert late["code"] != 1
+    status, again = await cancel(relay, modal_id)
+    assert again["code"] == 4
+    assert again["properties"]["status"] == "FAILURE"

@@ -173,3 +173,51 @@ async def test_reference_links_go_through_the_guarded_fetch(make_client: ClientF
     assert response.status == 400
     assert data["code"] == "INVALID_LINK"
     assert "cannot be used" in data["msg"]
+
+
+async def test_v_with_vary_subtle_stays_closer_to_its_tile_than_strong(client: Client) -> None:
+    grid = await done(client, "a lighthouse --seed 11")
+    tile = (await fetch_image(client, grid["imageUrls"][1])).convert("RGB")
+    moved = {}
+    for vary in ("strong", "subtle"):
+        response = await client.post(
+            "/v2/button",
+            json={"buttonMessageId": grid["buttonMessageId"], "button": "V2", "vary": vary},
+        )
+        assert response.status == 200, await response.json()
+        result = await wait_done(client, (await response.json())["messageId"])
+        assert result["settings"]["strength"] == pytest.approx(
+            {"strong": 0.65, "subtle": 0.35}[vary]
+        )
+        tiles = [await fetch_image(client, url) for url in result["imageUrls"]]
+        moved[vary] = sum(difference(t.resize(tile.size), tile) for t in tiles) / len(tiles)
+    assert moved["subtle"] < moved["strong"]
+    # without vary, V is strong, as before
+    plain = await pressed(client, grid, "V3")
+    assert plain["settings"]["strength"] == pytest.approx(0.65)
+
+
+@pytest.mark.parametrize(
+    ("button", "vary", "words"),
+    [
+        ("V1", "wild", "strong or subtle"),
+        ("U1", "subtle", "for V1–V4"),
+        ("🔄", "subtle", "for V1–V4"),
+    ],
+)
+async def test_vary_is_refused_in_words_where_it_means_nothing(
+    client: Client, button: str, vary: str, words: str
+) -> None:
+    grid = await done(client, "a lighthouse")
+    response = await client.post(
+        "/v2/button",
+        json={"buttonMessageId": grid["buttonMessageId"], "button": button, "vary": vary},
+    )
+    body = await response.json()
+    assert response.status == 400, body
+    assert words in body["msg"]
+
+
+async def test_info_names_the_parameters_the_engine_honours(client: Client) -> None:
+    info = await (await client.get("/v2/info")).json()
+    assert info["capabilities"]["honours"] == ["--sref", "--oref"]  # the placeholder's
