@@ -158,7 +158,8 @@ async def test_an_ephemeral_result_whose_token_expired_comes_by_dm(
         assert "your private reply in the channel had expired" in grid["content"]
         assert {"U1", "V1"} <= set(labels(grid))
         assert public_with(fake, "a slow tide") == []
-        assert inter.original is not None and is_ephemeral(inter.original)
+        assert inter.original is not None
+        assert is_ephemeral(inter.original)
     finally:
         await short.stop()
         await launcher.start(IMAGINE_PLACEHOLDER_SECONDS="0.1")
