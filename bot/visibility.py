@@ -63,6 +63,14 @@ async def to_dm(
     )  # fmt: skip
 
 
+def sent_to_dms(client: discord.Client, job: PendingJob) -> str:
+    """The sentence that points to a job's progress message in the member's DMs."""
+    message = client.get_partial_messageable(job.channel_id).get_partial_message(
+        job.message_id or 0
+    )
+    return SENT_TO_DMS.format(link=message.jump_url)
+
+
 async def tell_privately(interaction: discord.Interaction[Any], text: str) -> None:
     """A short ephemeral note beside the job (where its results went, or why not there)."""
     try:

@@ -20,7 +20,7 @@ from bot.errors import UserFacingError, check_interaction_can_post, explain_refu
 from bot.pending import PendingJob
 from bot.progress import numbered_prompt, progress_text
 from bot.tree import log_failure, reply_privately
-from bot.visibility import DMS_CLOSED, NOBODY, SENT_TO_DMS, tell_privately, to_dm, where
+from bot.visibility import DMS_CLOSED, NOBODY, sent_to_dms, tell_privately, to_dm, where
 from cogs.cancel import CancelButton, cancel_view
 from cogs.remix import MODAL_BUTTONS, REMIXABLE, PromptModal
 
@@ -223,10 +223,7 @@ async def press(
             if job.visibility == "dm":
                 if (sent := await to_dm(interaction, job, text, view)) is not None:
                     if index == 0:
-                        link = bot.get_partial_messageable(sent.channel_id).get_partial_message(
-                            sent.message_id or 0
-                        ).jump_url  # fmt: skip
-                        await tell_privately(interaction, SENT_TO_DMS.format(link=link))
+                        await tell_privately(interaction, sent_to_dms(bot, sent))
                     return sent
                 job = job.with_(visibility="ephemeral")  # DMs closed: only to them, here
                 if index == 0:

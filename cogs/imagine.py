@@ -16,7 +16,7 @@ from bot.errors import UserFacingError, check_interaction_can_post
 from bot.pending import PendingJob
 from bot.preferences import Effective, apply
 from bot.progress import progress_text
-from bot.visibility import DMS_CLOSED, SENT_TO_DMS, is_private, tell_privately, to_dm, where
+from bot.visibility import DMS_CLOSED, is_private, sent_to_dms, tell_privately, to_dm, where
 from cogs.cancel import cancel_view
 
 if TYPE_CHECKING:
@@ -179,12 +179,7 @@ async def submit(
             if job.visibility == "dm":
                 if (sent := await to_dm(interaction, job, text, view)) is not None:
                     if index == 0:
-                        link = bot.get_partial_messageable(sent.channel_id).get_partial_message(
-                            sent.message_id or 0
-                        ).jump_url  # fmt: skip
-                        await interaction.edit_original_response(
-                            content=SENT_TO_DMS.format(link=link)
-                        )
+                        await interaction.edit_original_response(content=sent_to_dms(bot, sent))
                     return sent
                 job = job.with_(visibility="ephemeral")  # DMs closed: only to them, here
                 if index == 0:
