@@ -111,11 +111,14 @@ async def test_variation_and_reroll_give_new_grids(client: Client) -> None:
     original = await fetch_image(client, grid["imageUrl"])
     again = await fetch_image(client, reroll["imageUrl"])
     assert differ(original, again) > 5
-    # a variation stays close to its tile (img2img), closer than an unrelated tile
+    # variations stay close to their tile (img2img), closer than the grid's other tiles (on
+    # average: each tile has its own random seed)
     source = await fetch_image(client, grid["imageUrls"][2])
-    varied = await fetch_image(client, variation["imageUrls"][0])
-    other = await fetch_image(client, grid["imageUrls"][0])
-    assert differ(varied, source) < differ(other, source)
+    varied = [await fetch_image(client, url) for url in variation["imageUrls"]]
+    others = [await fetch_image(client, grid["imageUrls"][n]) for n in (0, 1, 3)]
+    near = sum(differ(v, source) for v in varied) / len(varied)
+    far = sum(differ(o, source) for o in others) / len(others)
+    assert near < far
 
 
 async def test_every_post_upscale_button_works(client: Client) -> None:
