@@ -106,6 +106,8 @@ class Unit:
     """Writes that commit together or not at all."""
 
     work: Work | None = None
+    """Runs in the transaction; it may await its :class:`Tx` and nothing else (SQLite runs it on
+    the database's thread, to its end, in the same call as the commit)."""
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     """Job rows to insert (INSERT_JOBS), only if ``quota`` allows them."""
     quota: Quota | None = None
