@@ -23,6 +23,7 @@ SYSTEM_LIBS := libvulkan.so.1 libomp.so.5 libGL.so.1 libglib-2.0.so.0
 SYSTEM_PACKAGES := libvulkan1 libomp5 libgl1 libglib2.0-0
 # The tests start throwaway PostgreSQL clusters (tests/infra/postgres.py): they need initdb and postgres.
 PG_PACKAGES := postgresql
+BROWSER_PACKAGES := chromium
 system-deps:
 	@missing=0; for lib in $(SYSTEM_LIBS); do ldconfig -p 2>/dev/null | grep -q "$$lib" || missing=1; done; \
 	if [ $$missing = 0 ]; then :; \
@@ -39,6 +40,15 @@ system-deps:
 		 (apt-get update -q >/dev/null && apt-get install -y -q $(PG_PACKAGES) >/dev/null)) || \
 		echo "note: could not install $(PG_PACKAGES); the tests that need PostgreSQL will fail"; \
 	else echo "note: install PostgreSQL's server ($(PG_PACKAGES) on Debian/Ubuntu): the tests start throwaway clusters"; fi
+
+	@# tests/web drive Debian's Chromium through Playwright (never a downloaded browser build)
+	@if command -v chromium >/dev/null || test -x /usr/bin/chromium; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		(apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null)) || \
+		echo "note: could not install $(BROWSER_PACKAGES); the browser tests will be skipped"; \
+	else echo "note: install Chromium ($(BROWSER_PACKAGES) on Debian) for the browser tests"; fi
 
 run: setup
 	$(BIN)/python -m bot

@@ -36,6 +36,7 @@ EXTENSIONS = (
     "cogs.info",
     "cogs.help",
     "cogs.admin",
+    "cogs.gallery",
 )
 
 

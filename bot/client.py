@@ -222,6 +222,35 @@ class ImagineClient:
             created_at=str(response.get("createdAt") or ""),
         )
 
+    async def web_link(
+        self,
+        purpose: str,
+        user_id: int,
+        *,
+        button_message_id: str = "",
+        channel_id: int | None = None,
+        guild_id: int | None = None,
+        message_id: int | None = None,
+    ) -> tuple[str, int]:
+        """A signed link to a web page for one member: their ``gallery``, or the ``editor`` for
+        one image (Vary (Region)); the URL and when it expires (epoch seconds)."""
+        body: dict[str, str] = {"purpose": purpose, "user": str(user_id)}
+        if purpose == "editor":
+            body["buttonMessageId"] = button_message_id
+            body["channel"] = str(channel_id or "")
+            body["guild"] = "" if guild_id is None else str(guild_id)
+            body["message"] = "" if message_id is None else str(message_id)
+        data = await self._request("POST", "/web/api/links", json=body)
+        return str(data.get("url") or ""), int(data.get("expiresAt") or 0)
+
+    async def web_inbox(self, after: int | None) -> tuple[int, list[dict[str, Any]]]:
+        """The Vary (Region) jobs members sent from the editor since ``after`` (None: none yet,
+        only the cursor to start from), and the cursor to ask with next."""
+        params = {} if after is None else {"after": str(after)}
+        data = await self._request("GET", "/web/api/inbox", params=params)
+        jobs = [job for job in data.get("jobs") or () if isinstance(job, dict)]
+        return int(data.get("cursor") or 0), jobs
+
     async def info(self, user_id: int | None = None) -> ServiceInfo:
         params = {"user": str(user_id)} if user_id is not None else {}
         data = await self._request("GET", "/v2/info", params=params)

@@ -22,6 +22,7 @@ from bot.progress import numbered_prompt, progress_text
 from bot.tree import log_failure, reply_privately
 from bot.visibility import DMS_CLOSED, NOBODY, sent_to_dms, tell_privately, to_dm, where
 from cogs.cancel import CancelButton, cancel_view
+from cogs.gallery import REGION, editor_link
 from cogs.remix import MODAL_BUTTONS, REMIXABLE, PromptModal
 
 if TYPE_CHECKING:
@@ -36,13 +37,13 @@ _ROW_GROUPS: tuple[tuple[str, ...], ...] = (
     ("V1", "V2", "V3", "V4"),
     ("Upscale (Subtle)", "Upscale (Creative)", "Upscale (2x)", "Upscale (4x)"),
     ("Redo Upscale (Subtle)", "Redo Upscale (Creative)"),
-    ("Vary (Strong)", "Vary (Subtle)", "Enhance"),
+    ("Vary (Strong)", "Vary (Subtle)", "Vary (Region)", "Enhance"),
     ("Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom", "Make Square"),
     ("⬅️", "➡️", "⬆️", "⬇️"),
 )
-NEEDS_INPUT = frozenset({"Vary (Region)"})
-"""Buttons that need more than a click (a painted mask): not shown in Discord until the bot can
-ask for that; the API offers them to its other clients."""
+NEEDS_INPUT: frozenset[str] = frozenset()
+"""Buttons that need more than a click and that the bot cannot ask for: not shown in Discord (the
+API offers them to its other clients). Vary (Region) answers with the editor's link (cogs.gallery)."""
 VARIATIONS = frozenset({"V1", "V2", "V3", "V4"})
 _PROMPT_IN_HEADLINE = re.compile(r"^\*\*(?P<prompt>.*?)\*\* - ", re.DOTALL)
 
@@ -94,6 +95,9 @@ class JobButton(
             bot = cast("ImagineBot", interaction.client)
             clicked = interaction.message
             content = clicked.content if clicked is not None else ""
+            if self.button == REGION:  # the mask is painted in the web editor
+                await editor_link(bot, interaction, self.button_message_id)
+                return
             if self.button in MODAL_BUTTONS or (
                 self.button in REMIXABLE
                 and not numbered_prompt(content, "1️⃣")  # a describe's 🔄 has no prompt to edit

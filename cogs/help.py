@@ -27,7 +27,8 @@ TOOLS = (
     "`/settings` your stylize, version, Raw, Remix, Draft, speed and a suffix, added to each "
     "prompt that does not set them; High/Low Variation Mode for V1–V4; results in the channel, "
     "by DM or only for you (`scope: server` for a server's defaults and locks)\n"
-    "React ✉️ to a result (or Apps → **Show job**) for its prompt, seed and settings"
+    "React ✉️ to a result (or Apps → **Show job**) for its prompt, seed and settings\n"
+    "`/gallery` a private link to every image you made: search, download, copy a prompt, delete"
 )
 
 PARAMETERS = (
@@ -53,7 +54,8 @@ BUTTONS = (
     "After U: **Vary (Strong/Subtle)** · **Zoom Out 2x/1.5x** · **Custom Zoom** (a prompt with "
     "`--zoom 1–2`) · **⬅️ ➡️ ⬆️ ⬇️** extend the picture · **Make Square** · "
     "**Upscale (Subtle)** doubles the size and keeps the details · **Upscale (Creative)** "
-    "doubles it and adds details\n"
+    "doubles it and adds details · **Vary (Region)** a private link to an editor: paint the part "
+    "to change, edit the prompt, send\n"
     "**❌ Cancel** under a job that is waiting or rendering (yours, or any for moderators). With "
     "Remix Mode on, V, Vary and 🔄 first let you edit the prompt.\n"
     "Buttons keep working on old messages, even after the bot restarts. A used U button turns blue."

@@ -27,6 +27,7 @@ from imagine.service import ImagineService, ServiceError
 from imagine.settings import Settings
 from imagine.storage import check_key, open_storage
 from imagine.store import StoreError, open_store
+from imagine.web import add_web, measure, pages, skip_api_auth
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,10 @@ async def image(request: web.Request) -> web.StreamResponse:
 def create_app(settings: Settings, engine: Engine | None = None) -> web.Application:
     """The application; the engine is started and the store opened in its cleanup context."""
     # the largest body any route takes; each route reads no more than its own limit
-    app = web.Application(middlewares=[cors, errors, auth], client_max_size=MAX_DATA_BODY)
+    app = web.Application(
+        middlewares=[cors, measure, errors, skip_api_auth(auth), pages],
+        client_max_size=MAX_DATA_BODY,
+    )
     app[SETTINGS] = settings
     app[ENGINE] = engine if engine is not None else create_engine(settings)
     app.cleanup_ctx.append(_service_ctx)
@@ -83,6 +87,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> web.Applicat
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/images/{id}/{name}", image)
+    add_web(app)  # the pages, /admin and /metrics (imagine.web)
     return app
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from imagine import __version__
 from imagine.edges.mj import schema as mj
+from imagine.web.openapi import paths as web_paths
 
 _ERROR = {
     "type": "object",
@@ -204,6 +205,7 @@ def spec(base_url: str) -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
         "paths": {
+            **web_paths(),  # the pages and the bot's calls for them (imagine.web)
             **mj.paths(),
             "/v2/describe": {
                 "post": {

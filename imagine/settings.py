@@ -109,6 +109,13 @@ class Settings:
     caption_model: str = DEFAULT_CAPTION_MODEL
     """IMAGINE_CAPTION_MODEL: the BLIP captioner the diffusers engine's /describe loads (a Hugging
     Face id or a folder), on the first /describe; set empty to turn /describe off."""
+    admin_token: str = ""
+    """IMAGINE_ADMIN_TOKEN: the operator's token for /admin and /metrics; empty = both are off."""
+    web_secret: str = ""
+    """IMAGINE_WEB_SECRET: the key that signs the web pages' links; empty = one generated and
+    kept in the data folder (web-secret)."""
+    link_ttl: float = 3600.0
+    """IMAGINE_LINK_TTL: seconds a signed gallery or editor link works."""
     environ: Mapping[str, str] = field(default_factory=dict)
     """The whole environment snapshot, for engines that read their own variables (A1111_URL, ...)."""
 
@@ -188,5 +195,8 @@ class Settings:
             auto_migrate=_flag(env, "IMAGINE_AUTO_MIGRATE")
             if env.get("IMAGINE_AUTO_MIGRATE", "").strip()
             else True,
+            admin_token=env.get("IMAGINE_ADMIN_TOKEN", "").strip(),
+            web_secret=env.get("IMAGINE_WEB_SECRET", "").strip(),
+            link_ttl=_float(env, "IMAGINE_LINK_TTL", 3600.0, 10.0, 30 * 86400.0),
             environ=MappingProxyType(env),
         )

@@ -15,6 +15,7 @@ GRID_LABELS = ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
 UPSCALE_LABELS = {
     "Vary (Strong)",
     "Vary (Subtle)",
+    "Vary (Region)",
     "Zoom Out 2x",
     "Zoom Out 1.5x",
     "Custom Zoom",
@@ -30,6 +31,7 @@ COMMANDS = [
     "Show job",
     "blend",
     "describe",
+    "gallery",
     "help",
     "imagine",
     "info",

@@ -260,7 +260,7 @@ async def test_only_the_owner_syncs_globally(fake: FakeDiscord, bot: BotProcess)
         lambda: owner.original if owner.original and owner.original["content"] else None
     )
     assert is_ephemeral(done)
-    assert done["content"].startswith("Synced 9 commands globally")
+    assert done["content"].startswith(f"Synced {len(COMMANDS)} commands globally")
     assert sorted(c["name"] for c in fake.registered_commands()) == COMMANDS
 
 
