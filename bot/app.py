@@ -19,7 +19,7 @@ from bot.delivery import Deliveries
 from bot.embedded import ServiceEndpoint, start_embedded
 from bot.limits import JobLimiter
 from bot.pending import PendingStore
-from bot.posted import PostedResults
+from bot.posted import Cursors, PostedResults
 from bot.preferences import PreferenceStore
 from bot.pressed import PressedButtons
 from bot.settings import BotSettings
@@ -63,6 +63,7 @@ class ImagineBot(commands.Bot):
         self._limiter: JobLimiter | None = None
         self._pressed: PressedButtons | None = None
         self._posted: PostedResults | None = None
+        self._cursors: Cursors | None = None
         self._preferences: PreferenceStore | None = None
 
     # The services cogs are given; set up in setup_hook, so reading them earlier is a bug.
@@ -97,6 +98,11 @@ class ImagineBot(commands.Bot):
         return self._posted
 
     @property
+    def cursors(self) -> Cursors:
+        assert self._cursors is not None, "setup_hook has not run"
+        return self._cursors
+
+    @property
     def pressed(self) -> PressedButtons:
         assert self._pressed is not None, "setup_hook has not run"
         return self._pressed
@@ -114,6 +120,7 @@ class ImagineBot(commands.Bot):
         self._store = await PendingStore.open(settings.data_dir / "bot-pending.sqlite3")
         self._pressed = await PressedButtons.open(settings.data_dir / "bot-pending.sqlite3")
         self._posted = await PostedResults.open(settings.data_dir / "bot-pending.sqlite3")
+        self._cursors = await Cursors.open(settings.data_dir / "bot-pending.sqlite3")
         self._preferences = await PreferenceStore.open(settings.data_dir / "bot-pending.sqlite3")
         self._deliveries = Deliveries(
             self, self._imagine, self._store, settings, result_view, posted=self._posted
@@ -192,6 +199,9 @@ class ImagineBot(commands.Bot):
         posted, self._posted = self._posted, None
         if posted is not None:
             await posted.close()
+        cursors, self._cursors = self._cursors, None
+        if cursors is not None:
+            await cursors.close()
 
 
 class ShardedImagineBot(ImagineBot, commands.AutoShardedBot):

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REGION = "Vary (Region)"
+INBOX = "editor-inbox"
 PRIVATE = "Only you can open it; don't share it."
 
 
@@ -88,9 +89,10 @@ class Gallery(commands.Cog):
         )
 
     async def _poll(self) -> None:
-        """Post each job sent from the editor, from when the bot started (a restart takes up
-        what is sent from then on; jobs sent while it was down stay in the member's gallery)."""
-        cursor: int | None = None
+        """Post each job sent from the editor. Where the inbox was read up to is kept in the
+        bot's SQLite file, so a restart posts what was sent while the bot was down; a job posted
+        (or being delivered) already is not posted twice. The first start ever begins now."""
+        cursor = await self.bot.cursors.get(INBOX)
         failing = False
         while True:
             try:
@@ -112,9 +114,17 @@ class Gallery(commands.Cog):
                     log.exception(
                         "posting job %s sent from the editor failed", job.get("messageId")
                     )
+            if cursor is not None:
+                try:
+                    await self.bot.cursors.put(INBOX, cursor)
+                except Exception as exc:  # read again from the old place next start
+                    log.warning("could not keep where the editor's inbox was read: %s", exc)
             await asyncio.sleep(self.interval)
 
     async def _post(self, sent: dict[str, Any]) -> None:
+        job_id = str(sent["messageId"])
+        if await self.bot.pending.get(job_id) or await self.bot.posted.has_job(job_id):
+            return  # taken up before a restart that came before its cursor was kept
         user, channel_id = int(sent["user"]), int(sent["channel"])
         guild_id = int(sent["guild"]) if sent.get("guild") else None
         reply = int(sent["replyTo"]) if sent.get("replyTo") else None

@@ -56,6 +56,8 @@ class StubService:
     counter: int = 0
     down: bool = False
     """True: GET /v2/message answers 503, as a service whose store has gone away."""
+    inbox: list[dict[str, Any]] = field(default_factory=list)
+    """Jobs sent from the web editor, as GET /web/api/inbox lists them (the cursor: a count)."""
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._record])
@@ -64,6 +66,7 @@ class StubService:
         app.router.add_get("/v2/message/{id}", self._message)
         app.router.add_get("/v2/info", self._info)
         app.router.add_get("/images/{name}", self._image)
+        app.router.add_get("/web/api/inbox", self._inbox)
         return app
 
     def image_url(self, name: str) -> str:
@@ -177,3 +180,8 @@ class StubService:
         if data is None:
             raise web.HTTPNotFound()
         return web.Response(body=data, content_type="image/png")
+
+    async def _inbox(self, request: web.Request) -> web.Response:
+        after = request.query.get("after")
+        jobs = [] if after is None else self.inbox[int(after) :]
+        return web.json_response({"success": True, "cursor": len(self.inbox), "jobs": jobs})

@@ -4,6 +4,7 @@ the service starts it at last."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 
@@ -63,3 +64,43 @@ async def test_a_job_the_service_never_starts_is_told_and_kept(
     grid = await finished_original(fake, inter)
     assert labels(grid) == GRID_LABELS
     await fake.wait_for(lambda: not pending_jobs(launcher))  # removed once posted
+
+
+async def test_a_region_sent_from_the_editor_while_the_bot_was_down_is_posted_on_restart(
+    fake: FakeDiscord, launcher: BotLauncher, stub: StubService, bot: BotProcess
+) -> None:
+    async with asyncio.timeout(TIMEOUT):  # the bot has read the inbox once: its place is kept
+        while not any(r.path == "/web/api/inbox" and r.query for r in stub.requests):
+            await asyncio.sleep(0.05)
+    await bot.stop()
+    upscale = fake.world.create_message(
+        fake.channel_id, {"content": "an upscale"}, [], author=fake.owner
+    )
+    stub.finish("region1", image=png_bytes((64, 64)), kind="variation",
+                content="a harbour with a lighthouse")  # fmt: skip
+    stub.inbox.append({
+        "messageId": "region1", "user": fake.owner["id"], "guild": fake.guild_id,
+        "channel": fake.channel_id, "replyTo": upscale.id,
+        "prompt": "a harbour with a lighthouse", "button": "Vary (Region)",
+    })  # fmt: skip
+    await launcher.start(IMAGINE_API_URL=stub.base_url, IMAGINE_API_TOKEN="remote")
+    result = await fake.wait_for(
+        lambda: next(
+            (m for m in fake.messages()
+             if (m.get("message_reference") or {}).get("message_id") == upscale.id
+             and m["attachments"]),
+            None,
+        ),
+        TIMEOUT,
+    )  # fmt: skip
+    assert result["content"].startswith("**a harbour with a lighthouse** - ")
+    assert f"<@{fake.owner['id']}>" in result["content"]
+    assert set(GRID_LABELS) <= set(labels(result))
+    # a second restart does not post it again
+    count = len([m for m in fake.messages() if "a harbour with a lighthouse" in m["content"]])
+    await launcher.processes[-1].stop()
+    await launcher.start(IMAGINE_API_URL=stub.base_url, IMAGINE_API_TOKEN="remote")
+    await asyncio.sleep(1.0)
+    assert (
+        len([m for m in fake.messages() if "a harbour with a lighthouse" in m["content"]]) == count
+    )
