@@ -1,18 +1,28 @@
 # mypy: disable-error-code="no-untyped-call,attr-defined"
-"""Benchmark: SD-Turbo's architecture on this CPU, through the engine's own render path.
+"""Benchmark: SD-Turbo's architecture on this CPU, PyTorch against OpenVINO, through the
+engine's own render path and its own OpenVINO export (:mod:`imagine.engines.diffusers_openvino`).
 
 The UNet, VAE and CLIP text encoder are built from stabilityai/sd-turbo's published configs with
 random weights (speed does not depend on the weights' values; no weights can be downloaded here),
-and TAESD from AutoencoderTiny's defaults (madebyollin/taesd's architecture). It times a 512²
-grid of four tiles in one step, with the full VAE and with TAESD, and the batched call against
-four single calls. Prints one JSON line. Run: ``.venv/bin/python bench/bench_diffusers.py``.
+and TAESD from AutoencoderTiny's defaults (madebyollin/taesd's architecture). Each backend —
+PyTorch fp32, OpenVINO (its default precision for this CPU), OpenVINO with NNCF int8 weights —
+runs in a process of its own, one after the other, so each has its own peak RSS: the time to
+export (the int8 one compresses the first export), the first grid, and the steady state (median
+of REPEATS) of a 512² grid of four tiles in one step with TAESD, on the same seeds. The parent
+prints one JSON line with each backend's figures, the speed-ups and the PSNR of each OpenVINO
+grid against PyTorch's. Run: ``.venv/bin/python bench/bench_diffusers.py`` (about 10 minutes on
+two cores, most of it the one-off export).
 """
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import platform
 import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import diffusers
+import numpy as np
+import psutil
 import torch
 import transformers
 from diffusers import (
-    AutoencoderKL,
     AutoencoderTiny,
     EulerDiscreteScheduler,
     StableDiffusionPipeline,
@@ -33,10 +44,14 @@ from diffusers import (
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from imagine.engines.base import GenerateRequest, no_progress
-from imagine.engines.diffusers_load import FAMILIES, LoadedModel, tune_for_device
+from imagine.engines.diffusers_config import OpenVinoConfig
+from imagine.engines.diffusers_device import tune_for_device
+from imagine.engines.diffusers_load import FAMILIES, LoadedModel
 from imagine.engines.diffusers_render import render
 
-SIZE, BATCH, STEPS, GOAL_SECONDS, REPEATS = 512, 4, 1, 12.0, 2
+SIZE, BATCH, STEPS, GOAL_SECONDS, REPEATS = 512, 4, 1, 12.0, 3
+GOAL_SPEEDUP = 2.0
+BACKENDS = ("pytorch", "openvino", "openvino-int8")
 PROMPT = "a lighthouse on a cliff at sunset, oil painting"
 
 # stabilityai/sd-turbo unet/config.json (the Stable Diffusion 2.1 UNet).
@@ -63,7 +78,8 @@ UNET: dict[str, Any] = {
     "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
     "use_linear_projection": True,
 }
-# stabilityai/sd-turbo vae/config.json (the Stable Diffusion KL autoencoder).
+# stabilityai/sd-turbo vae/config.json (the Stable Diffusion KL autoencoder; bench_gpu.py's
+# full-VAE decode).
 VAE: dict[str, Any] = {
     "act_fn": "silu",
     "block_out_channels": [128, 256, 512, 512],
@@ -103,11 +119,11 @@ def _tokenizer(folder: Path) -> Any:
     return CLIPTokenizer.from_pretrained(str(folder), model_max_length=77)
 
 
-def build(folder: Path) -> tuple[Any, Any]:
-    """SD-Turbo with the full VAE, and the same pipeline with TAESD in place of the VAE."""
+def build(folder: Path) -> Any:
+    """SD-Turbo with TAESD in place of the full VAE, as the engine runs it with IMAGINE_TAESD=1."""
     torch.manual_seed(0)
-    full = StableDiffusionPipeline(
-        vae=AutoencoderKL(**VAE),
+    pipe = StableDiffusionPipeline(
+        vae=AutoencoderTiny(),
         text_encoder=CLIPTextModel(CLIPTextConfig(**TEXT_ENCODER)),
         tokenizer=_tokenizer(folder),
         unet=UNet2DConditionModel(**UNET),
@@ -122,66 +138,124 @@ def build(folder: Path) -> tuple[Any, Any]:
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    tiny = StableDiffusionPipeline(**{**full.components, "vae": AutoencoderTiny()})
-    for pipe in (full, tiny):
-        pipe.set_progress_bar_config(disable=True)
-        tune_for_device(pipe, torch.device("cpu"))  # as the engine does on load
-    return full, tiny
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
-def loaded(pipe: Any, taesd: bool) -> LoadedModel:
+def loaded(pipe: Any, backend: str) -> LoadedModel:
     return LoadedModel(
-        model="sd-turbo architecture, random weights",
+        model="sd-turbo-architecture-random-weights",
         family=FAMILIES["sd-turbo"],
         device=torch.device("cpu"),
         text2img=pipe,
         img2img=None,
         inpaint=None,
-        has_taesd=taesd,
+        has_taesd=True,
         native_size=SIZE,
         multiple=8,
+        backend="openvino" if backend.startswith("openvino") else "pytorch",
     )
 
 
-def seconds(model: LoadedModel, seeds: tuple[int, ...], repeats: int = REPEATS) -> float:
-    """Best of ``repeats`` runs: the least disturbed by other work on the machine."""
-    request = GenerateRequest(PROMPT, SIZE, SIZE, seeds, steps=STEPS)
-    best = float("inf")
-    for _ in range(repeats):
+def grid(model: LoadedModel) -> tuple[float, float, np.ndarray]:
+    """Wall seconds, CPU seconds of this process (all its threads) and the tiles of one grid.
+
+    CPU seconds are the fairer comparison on a shared machine: other work stretches the wall
+    time of whichever backend it overlaps, while the work each backend does stays its own."""
+    request = GenerateRequest(PROMPT, SIZE, SIZE, tuple(range(1, BATCH + 1)), steps=STEPS)
+    started, cpu = time.perf_counter(), time.process_time()
+    tiles = render(model, request, no_progress)
+    took, cpu_took = time.perf_counter() - started, time.process_time() - cpu
+    return took, cpu_took, np.stack([np.asarray(tile, dtype=np.uint8) for tile in tiles])
+
+
+def run_backend(backend: str, cache: Path) -> dict[str, Any]:
+    """One backend in this process: its figures, and its first grid saved beside the cache."""
+    with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        render(model, request, no_progress)
-        best = min(best, time.perf_counter() - started)
-    return best
+        pipe = build(Path(folder))
+        build_seconds = time.perf_counter() - started
+    model = loaded(pipe, backend)
+    export_seconds = 0.0
+    if backend == "pytorch":
+        tune_for_device(pipe, torch.device("cpu"))  # as the engine does on load
+    else:
+        from imagine.engines.diffusers_openvino import to_openvino
+
+        weights = "int8" if backend.endswith("int8") else "full"
+        started = time.perf_counter()
+        config = OpenVinoConfig(cache_dir=str(cache), weights=weights)
+        to_openvino(model, config, ("random", "random"), "taesd")
+        export_seconds = time.perf_counter() - started  # export (or compression) and compile
+        del pipe
+        gc.collect()
+    first, _, image = grid(model)
+    runs = [grid(model)[:2] for _ in range(REPEATS)]
+    np.save(cache / f"{backend}.npy", image)
+    return {
+        "build_seconds": round(build_seconds, 1),
+        "export_and_compile_seconds": round(export_seconds, 1),
+        "first_grid_seconds": round(first, 2),
+        "grid_seconds": round(statistics.median(wall for wall, _ in runs), 2),
+        "grid_cpu_seconds": round(statistics.median(cpu for _, cpu in runs), 2),
+        "load_average": round(os.getloadavg()[0], 1),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "rss_after_mb": psutil.Process().memory_info().rss // 2**20,
+    }
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return round(10 * np.log10(255.0**2 / mse), 1) if mse else float("inf")
 
 
 def main() -> None:
     warnings.simplefilter("ignore")  # library deprecation chatter would break the one JSON line
-    with tempfile.TemporaryDirectory() as folder:
-        started = time.perf_counter()
-        full, tiny = build(Path(folder))
-        build_seconds = time.perf_counter() - started
-    with_taesd, with_vae = loaded(tiny, True), loaded(full, False)
-    seeds = tuple(range(1, BATCH + 1))
-    seconds(with_taesd, seeds, 1)  # warm-up: first-call allocations and kernel selection
-    grid_taesd = seconds(with_taesd, seeds)
-    grid_vae = seconds(with_vae, seeds)
-    singles_taesd = sum(seconds(with_taesd, (seed,)) for seed in seeds)
+    if len(sys.argv) == 3:  # a child: one backend
+        sys.stdout.write(json.dumps(run_backend(sys.argv[1], Path(sys.argv[2]))) + "\n")
+        return
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as cache:
+        for backend in BACKENDS:
+            child = subprocess.run(
+                [sys.executable, __file__, backend, cache],
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )
+            if child.returncode != 0:
+                sys.stderr.write(child.stderr[-4000:])
+                raise SystemExit(f"the {backend} run failed")
+            figures[backend] = json.loads(child.stdout.strip().splitlines()[-1])
+        images = {backend: np.load(Path(cache) / f"{backend}.npy") for backend in BACKENDS}
+    pytorch = figures["pytorch"]["grid_seconds"]
+    openvino = figures["openvino"]["grid_seconds"]
+    cpu = {backend: figures[backend]["grid_cpu_seconds"] for backend in BACKENDS}
+    import openvino as ov
+
     result = {
         "bench": "diffusers_sd_turbo_cpu",
         "size": SIZE,
         "batch": BATCH,
         "steps": STEPS,
-        "best_of": REPEATS,
-        "grid_seconds_taesd": round(grid_taesd, 2),
-        "grid_seconds_full_vae": round(grid_vae, 2),
-        "four_single_calls_seconds_taesd": round(singles_taesd, 2),
-        "batched_speedup": round(singles_taesd / grid_taesd, 2),
-        "goal_grid_seconds_taesd": GOAL_SECONDS,
-        "meets_goal": grid_taesd <= GOAL_SECONDS,
-        "build_seconds": round(build_seconds, 1),
-        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "decoder": "taesd",
+        "median_of": REPEATS,
+        **{backend.replace("-", "_"): figures[backend] for backend in BACKENDS},
+        "openvino_speedup": round(pytorch / openvino, 2),
+        "openvino_int8_speedup": round(pytorch / figures["openvino-int8"]["grid_seconds"], 2),
+        "openvino_cpu_speedup": round(cpu["pytorch"] / cpu["openvino"], 2),
+        "openvino_int8_cpu_speedup": round(cpu["pytorch"] / cpu["openvino-int8"], 2),
+        "psnr_openvino_vs_pytorch_db": psnr(images["openvino"], images["pytorch"]),
+        "psnr_int8_vs_openvino_db": psnr(images["openvino-int8"], images["openvino"]),
+        "goal_grid_seconds": GOAL_SECONDS,
+        "goal_speedup": GOAL_SPEEDUP,
+        "meets_goal": openvino <= GOAL_SECONDS and pytorch / openvino >= GOAL_SPEEDUP,
+        "openvino_precision": str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")),
+        "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "openvino_version": ov.__version__.split("-")[0],
         "diffusers": diffusers.__version__,
         "transformers": transformers.__version__,
         "python": platform.python_version(),

@@ -56,6 +56,8 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
 @dataclass(frozen=True)
 class Settings:
     engine: str = "placeholder"
+    """IMAGINE_ENGINE, whose default in the environment is ``auto``; built in code (tests), the
+    placeholder, so nothing probes for a model unless asked to."""
     model: str = ""
     """IMAGINE_MODEL; empty = the engine's default."""
     models: Mapping[str, str] = field(default_factory=dict)
@@ -153,7 +155,8 @@ class Settings:
             models[" ".join(key.lower().split())] = value.strip()
         banned = env.get("IMAGINE_BANNED_WORDS_FILE", "").strip()
         return cls(
-            engine=env.get("IMAGINE_ENGINE", "placeholder").strip().lower() or "placeholder",
+            # auto: the diffusers engine where it can be had, else the placeholder (says why)
+            engine=env.get("IMAGINE_ENGINE", "auto").strip().lower() or "auto",
             model=env.get("IMAGINE_MODEL", "").strip(),
             models=MappingProxyType(models),
             data_dir=Path(env.get("IMAGINE_DATA_DIR", "").strip() or "data"),

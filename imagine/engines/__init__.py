@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from imagine.settings import Settings
 
 ENGINES: dict[str, str] = {
+    "auto": "imagine.engines.auto:choose_engine",
     "placeholder": "imagine.engines.placeholder:PlaceholderEngine",
     "diffusers": "imagine.engines.diffusers_engine:DiffusersEngine",
     "a1111": "imagine.engines.a1111:A1111Engine",
@@ -27,7 +28,8 @@ ENGINES: dict[str, str] = {
 def create_engine(settings: Settings, name: str | None = None) -> Engine:
     """Build the engine named by ``name`` or ``settings.engine``; each reads its own settings.
 
-    Every engine class has ``from_settings(settings) -> Self``.
+    Every engine class has ``from_settings(settings) -> Self``; ``auto`` is a function that
+    returns the diffusers engine or the placeholder (:mod:`imagine.engines.auto`).
     """
     name = (name or settings.engine).lower()
     target = ENGINES.get(name)
@@ -44,7 +46,11 @@ def create_engine(settings: Settings, name: str | None = None) -> Engine:
             f"The {name} engine cannot be loaded because the Python package {exc.name!r} is missing; "
             f"install it (for the diffusers engine: pip install -e '.[local]')."
         ) from exc
-    engine: Engine = getattr(module, class_name).from_settings(settings)
+    target_object = getattr(module, class_name)
+    if name == "auto":
+        chosen: Engine = target_object(settings)
+        return chosen
+    engine: Engine = target_object.from_settings(settings)
     return engine
 
 

@@ -12,10 +12,32 @@ from imagine.settings import Settings
 
 DEFAULT_MODEL = "stabilityai/sd-turbo"
 FAMILY_NAMES = ("sd-turbo", "sdxl-turbo", "sd", "sdxl", "flux-schnell", "flux", "other")
+OPENVINO_WEIGHTS = ("full", "int8")
+"""IMAGINE_OPENVINO_WEIGHTS: the exported weights as they are, or NNCF int8 weight compression."""
+OPENVINO_PRECISIONS = ("auto", "f32", "bf16", "f16")
+"""IMAGINE_OPENVINO_PRECISION: OpenVINO's inference precision; auto = its own choice for the CPU
+(bf16 where the CPU has AVX-512-BF16 or AMX, else f32)."""
 
 
-def _flag(environ: Mapping[str, str], name: str) -> bool:
+def flag(environ: Mapping[str, str], name: str) -> bool:
     return environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = environ.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise EngineUnavailable(f"{name}={value!r} is not valid; use one of {', '.join(choices)}.")
+    return value
+
+
+@dataclass(frozen=True)
+class OpenVinoConfig:
+    """The OpenVINO backend (``IMAGINE_DEVICE=openvino``, or ``auto`` on a CPU-only machine)."""
+
+    cache_dir: str = "data/openvino"
+    """Where exported models (OpenVINO IR) are kept: ``IMAGINE_DATA_DIR``/openvino."""
+    weights: str = "full"
+    precision: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -24,12 +46,14 @@ class DiffusersConfig:
     taesd: str = ""
     """"" = full VAE, "auto" = the family's TAESD, else a TAESD model id or folder."""
     device: str = ""
+    """"" = auto (CUDA, else OpenVINO where installed, else the CPU), cpu, cuda[:N], openvino."""
     family: str = ""
     offline: bool = False
     caption_model: str = ""
     """The /describe captioner; "" = no /describe."""
     references: AdapterConfig = field(default_factory=lambda: AdapterConfig(adapter=""))
     """The IP-Adapter of --sref and --oref."""
+    openvino: OpenVinoConfig = field(default_factory=OpenVinoConfig)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiffusersConfig:
@@ -41,17 +65,23 @@ class DiffusersConfig:
                 f"{', '.join(FAMILY_NAMES)}, or leave it empty to detect it."
             )
         taesd = ""
-        if _flag(env, "IMAGINE_TAESD"):
+        if flag(env, "IMAGINE_TAESD"):
             taesd = env.get("IMAGINE_TAESD_MODEL", "").strip() or "auto"
+        device = env.get("IMAGINE_DEVICE", "").strip().lower()
         return cls(
             model=settings.model or env.get("IMAGINE_MODEL", "").strip() or DEFAULT_MODEL,
             taesd=taesd,
-            device=env.get("IMAGINE_DEVICE", "").strip().lower(),
+            device="" if device == "auto" else device,
             family=family,
-            offline=_flag(env, "HF_HUB_OFFLINE"),
+            offline=flag(env, "HF_HUB_OFFLINE"),
             caption_model=settings.caption_model,
             references=AdapterConfig.from_environ(env),
+            openvino=OpenVinoConfig(
+                cache_dir=str(settings.data_dir / "openvino"),
+                weights=_choice(env, "IMAGINE_OPENVINO_WEIGHTS", OPENVINO_WEIGHTS),
+                precision=_choice(env, "IMAGINE_OPENVINO_PRECISION", OPENVINO_PRECISIONS),
+            ),
         )
 
 
-__all__ = ["FAMILY_NAMES", "DiffusersConfig"]
+__all__ = ["FAMILY_NAMES", "DiffusersConfig", "OpenVinoConfig", "flag"]

@@ -10,8 +10,11 @@ Settings (read from ``settings.environ``):
   whose name does not say so).
 - ``IMAGINE_TAESD=1``: decode with the tiny TAESD autoencoder (``IMAGINE_TAESD_MODEL``, default
   the family's: madebyollin/taesd, taesdxl or taef1): much faster on a CPU, slightly softer.
-- ``IMAGINE_DEVICE``: ``cpu``, ``cuda`` or ``cuda:N``; default CUDA (half precision) when
-  available, else the CPU (float32).
+- ``IMAGINE_DEVICE``: ``cpu``, ``cuda``, ``cuda:N`` or ``openvino``; default CUDA (half
+  precision) when available, else OpenVINO where installed (SD and SDXL models), else the CPU
+  (float32). ``IMAGINE_OPENVINO_WEIGHTS`` (``full``, ``int8``) and
+  ``IMAGINE_OPENVINO_PRECISION`` (``auto``, ``f32``, ``bf16``, ``f16``): see
+  :mod:`imagine.engines.diffusers_openvino`.
 - ``HF_HUB_OFFLINE=1``: never download; the model must be a folder or in the cache.
 - ``IMAGINE_UPSCALER`` / ``IMAGINE_UPSCALER_GPU``: see :mod:`imagine.upscaler`.
 - ``IMAGINE_CAPTION_MODEL`` (``Settings.caption_model``): the BLIP captioner /describe loads on
@@ -129,6 +132,7 @@ class DiffusersEngine:
             taesd=self.config.taesd,
             family_name=self.config.family,
             offline=self.config.offline,
+            openvino=self.config.openvino,
         )
 
     async def close(self) -> None:
@@ -154,7 +158,15 @@ class DiffusersEngine:
             if wanted != self._loaded.model:
                 self._switch(wanted)
             assert self._loaded is not None
-            if request.style_images or request.omni_image is not None:
+            if self._loaded.backend == "openvino" and request.tile:
+                raise EngineError(
+                    ResultCode.INVALID_PARAMETER,
+                    "--tile needs the PyTorch backend: the OpenVINO one runs compiled networks "
+                    "whose padding cannot be made circular; set IMAGINE_DEVICE=cpu for it.",
+                )
+            if self._loaded.backend != "openvino" and (
+                request.style_images or request.omni_image is not None
+            ):
                 from imagine.engines.diffusers_references import ensure_adapter
 
                 ensure_adapter(self._loaded, self.config.references, self.config.offline)
@@ -208,7 +220,7 @@ class DiffusersEngine:
                 f"/describe needs the Python package {exc.name!r}, which is not installed; "
                 "install the local extra with: pip install -e '.[local]'.",
             ) from exc
-        from imagine.engines.diffusers_load import pick_device
+        from imagine.engines.diffusers_device import pick_device
 
         with self._lock:
             progress(0.0, None)
@@ -261,7 +273,8 @@ def _capabilities(
     honours = ["--stop"]
     if loaded.family.guidance > 1.0:
         honours.append("--style raw")
-    if references.supports(loaded.family.name):
+    # the IP-Adapter patches the UNet's attention, which a compiled OpenVINO UNet cannot take
+    if references.supports(loaded.family.name) and loaded.backend != "openvino":
         honours += ["--sref", "--oref"]
     notes: list[str] = []
     if loaded.family.guidance <= 1.0:
@@ -271,8 +284,12 @@ def _capabilities(
         )
     if not real_upscaler:
         notes.append(f"Upscales use {upscaler}.")
+    if loaded.backend == "openvino":
+        notes.append(
+            "This server renders with OpenVINO on its CPU: --sref, --oref and --tile are off."
+        )
     return Capabilities(
-        name="diffusers",
+        name="diffusers (OpenVINO)" if loaded.backend == "openvino" else "diffusers",
         native_size=loaded.native_size,
         multiple=loaded.multiple,
         img2img=loaded.img2img is not None,

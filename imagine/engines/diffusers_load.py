@@ -25,6 +25,15 @@ from huggingface_hub import try_to_load_from_cache
 from transformers.utils import logging as transformers_logging
 
 from imagine.engines.base import EngineUnavailable
+from imagine.engines.diffusers_config import OpenVinoConfig
+from imagine.engines.diffusers_device import (
+    OPENVINO,
+    choose_backend,
+    dtype_for,
+    pick_device,
+    tune_for_device,
+)
+from imagine.engines.diffusers_download import download_once, identity
 
 log = logging.getLogger(__name__)
 
@@ -91,39 +100,8 @@ class LoadedModel:
     multiple: int
     ip_adapter: bool = False
     """Whether the IP-Adapter (--sref, --oref) is loaded into these pipelines."""
-
-
-def pick_device(requested: str) -> torch.device:
-    if not requested:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise EngineUnavailable(
-            f"IMAGINE_DEVICE={requested!r} is not a device; use cpu, cuda or cuda:N."
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise EngineUnavailable(
-            f"IMAGINE_DEVICE={requested!r} asks for a GPU but PyTorch sees no CUDA device; "
-            "unset it to run on the CPU."
-        )
-    return device
-
-
-def _dtype(device: torch.device, family: Family) -> torch.dtype:
-    if device.type != "cuda":
-        return torch.float32  # half precision is slow or unsupported on CPUs
-    return torch.bfloat16 if family.name.startswith("flux") else torch.float16
-
-
-def tune_for_device(pipe: Any, device: torch.device) -> None:
-    """On a CPU, lay convolution weights out channels-last: oneDNN runs SD's UNet ~20% faster."""
-    if device.type != "cpu":
-        return
-    for name in ("unet", "vae"):
-        module = getattr(pipe, name, None)
-        if isinstance(module, torch.nn.Module):
-            module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    backend: str = "pytorch"
+    """``pytorch``, or ``openvino``: the UNet and VAE run as compiled OpenVINO models."""
 
 
 def _is_path(model: str) -> bool:
@@ -209,13 +187,22 @@ def _transformer_config(model: str, offline: bool) -> dict[str, Any]:
 
 
 def load_model(
-    model: str, *, device: str, taesd: str | None, family_name: str, offline: bool
+    model: str,
+    *,
+    device: str,
+    taesd: str | None,
+    family_name: str,
+    offline: bool,
+    openvino: OpenVinoConfig | None = None,
 ) -> LoadedModel:
     """Load ``model`` for txt2img, img2img and inpainting on one set of weights.
 
     ``taesd``: "" = no tiny decoder, "auto" = the family's, else a model id or folder.
     ``family_name``: "" = detect, else a key of :data:`FAMILIES`.
+    ``openvino``: where and how the OpenVINO backend keeps its exports, when it is chosen.
     """
+    if not offline and not _is_path(model):
+        download_once(model)
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     index = _read_model_index(model, offline)
@@ -225,8 +212,9 @@ def load_model(
     else:
         extra = _transformer_config(model, offline) if class_name.startswith("Flux") else {}
         family = detect_family(class_name, model, extra)
-    torch_device = pick_device(device)
-    dtype = _dtype(torch_device, family)
+    backend = choose_backend(device, family.name)
+    torch_device = pick_device(OPENVINO if backend == OPENVINO else device)
+    dtype = dtype_for(torch_device, family.name)
     components: dict[str, Any] = {}
     taesd_id = family.taesd if taesd == "auto" else taesd
     if taesd and not taesd_id:
@@ -253,7 +241,8 @@ def load_model(
             "diffusers text-to-image model."
         ) from exc
     text2img.to(torch_device)
-    tune_for_device(text2img, torch_device)
+    if backend != OPENVINO:
+        tune_for_device(text2img, torch_device)
     try:
         img2img = AutoPipelineForImage2Image.from_pipe(text2img)
     except ValueError:  # e.g. PixArt, Sana: text-to-image only
@@ -282,14 +271,20 @@ def load_model(
         native_size=family.native_size or sample * scale,
         # FLUX packs 2x2 latent patches, so its sides are multiples of twice the VAE scale.
         multiple=scale * 2 if family.name.startswith("flux") else scale,
+        backend=backend,
     )
+    if backend == OPENVINO:
+        from imagine.engines.diffusers_openvino import to_openvino
+
+        identities = (identity(model), identity(taesd_id or model))
+        to_openvino(loaded, openvino or OpenVinoConfig(), identities, taesd_id or "")
     log.info(
         "diffusers: %s loaded as %s (%s) on %s, %s, TAESD %s",
         model,
         type(text2img).__name__,
         family.name,
-        torch_device,
-        dtype,
+        "OpenVINO (CPU)" if backend == OPENVINO else torch_device,
+        f"precision {(openvino or OpenVinoConfig()).precision}" if backend == OPENVINO else dtype,
         taesd_id or "off",
     )
     return loaded

@@ -201,7 +201,8 @@ def repaint_mask(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 
 class PlaceholderEngine:
-    def __init__(self, seconds: float = 0.0) -> None:
+    def __init__(self, seconds: float = 0.0, note: str = "") -> None:
+        """``note``: a sentence for /v2/info, e.g. why ``IMAGINE_ENGINE=auto`` chose this."""
         self.seconds = seconds
         self._capabilities = Capabilities(
             name="placeholder",
@@ -212,7 +213,10 @@ class PlaceholderEngine:
             upscaler="Lanczos resampling (the placeholder has no model)",
             describe=True,
             honours=("--sref", "--oref"),
-            notes=("This is the placeholder engine: pictures are patterns, not AI images.",),
+            notes=(
+                "This is the placeholder engine: pictures are patterns, not AI images.",
+                *((note,) if note else ()),
+            ),
         )
 
     @classmethod

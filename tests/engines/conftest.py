@@ -50,9 +50,12 @@ def tiny_sdxl(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def diffusers_settings(settings: Settings, model: Path | str, **environ: str) -> Settings:
-    """Settings for the diffusers engine on ``model``, offline."""
+    """Settings for the diffusers engine on ``model``, offline, on PyTorch unless ``environ``
+    says otherwise (``IMAGINE_DEVICE=openvino``: tests/engines/test_diffusers_openvino.py)."""
     return settings.with_(
-        engine="diffusers", model=str(model), environ={"HF_HUB_OFFLINE": "1", **environ}
+        engine="diffusers",
+        model=str(model),
+        environ={"HF_HUB_OFFLINE": "1", "IMAGINE_DEVICE": "cpu", **environ},
     )
 
 
