@@ -26,6 +26,7 @@ async def running_bot(
             "PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT),
             "DISCORD_API_BASE": fake.api_base, "DISCORD_GATEWAY_URL": fake.gateway_url,
             "DISCORD_GUILD_IDS": fake.guild_id, "IMAGINE_DATA_DIR": str(home / "data"),
+            "IMAGINE_ENGINE": "placeholder",
             "BOT_GUILD_READY_TIMEOUT": "0.05", "BOT_LOG_LEVEL": "WARNING", **env,
         }  # fmt: skip
         process = await asyncio.create_subprocess_exec(

@@ -262,6 +262,7 @@ class ImagineClient:
             placeholder=bool(data.get("placeholder")),
             version=str(data.get("version") or ""),
             user_unfinished=int(unfinished) if isinstance(unfinished, int) else None,
+            notes=tuple(str(n) for n in data.get("notes") or () if isinstance(n, str))[:5],
         )
 
     async def download(self, url: str, max_bytes: int = 64 * 1024 * 1024) -> bytes:

@@ -85,6 +85,8 @@ class ServiceInfo:
     placeholder: bool
     version: str
     user_unfinished: int | None
+    notes: tuple[str, ...] = ()
+    """The engine's sentences for people (what it cannot do; why ``auto`` fell back)."""
 
 
 def parse_result(data: Mapping[str, Any]) -> JobResult:

@@ -27,6 +27,11 @@ def info_text(info: ServiceInfo, unfinished: int, max_jobs: int) -> str:
     ]
     if info.placeholder:
         lines.append(PLACEHOLDER_WARNING)
+    # the engine's own sentences (why IMAGINE_ENGINE=auto fell back, what it cannot do), cut to
+    # fit a message; the placeholder's own note says what the warning says
+    for note in info.notes:
+        if not note.startswith("This is the placeholder engine"):
+            lines.append(f"-# {note[:300]}")
     return "\n".join(lines)
 
 

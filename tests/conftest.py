@@ -16,6 +16,10 @@ from imagine.settings import Settings
 
 pytest_plugins = ["tests.infra.postgres", "tests.infra.s3"]
 
+# Every service and bot a test starts draws patterns, never probes for a model (the environment's
+# default is auto): a test that wants another engine says so.
+os.environ.setdefault("IMAGINE_ENGINE", "placeholder")
+
 # The same examples on every run, so a red CI points at a change and not at luck; the "explore"
 # profile (HYPOTHESIS_PROFILE=explore) draws new ones and is how to hunt for fresh bugs.
 hypothesis_settings.register_profile("default", derandomize=True, database=None)

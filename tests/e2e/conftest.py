@@ -113,6 +113,7 @@ class BotLauncher:
             "DISCORD_GATEWAY_URL": self.fd.gateway_url,
             "DISCORD_GUILD_IDS": self.fd.guild_id,
             "IMAGINE_DATA_DIR": str(self.home / "data"),
+            "IMAGINE_ENGINE": "placeholder",
             "IMAGINE_ALLOW_PRIVATE_URLS": "1",  # the fake CDN serves attachments on 127.0.0.1
             "IMAGINE_MAX_CONCURRENT": "2",
             "BOT_GUILD_READY_TIMEOUT": "0.05",

@@ -154,3 +154,22 @@ async def test_a_server_it_cannot_sync_is_named_and_the_others_still_work(
         fake.errors.remove(refusal)
     finally:
         assert await bot.stop() == 0
+
+
+async def test_auto_without_a_model_starts_on_the_placeholder_and_info_says_why(
+    fake: FakeDiscord, launcher: BotLauncher
+) -> None:
+    empty = launcher.home / "empty-hf-cache"
+    empty.mkdir(exist_ok=True)
+    bot = await launcher.start(IMAGINE_ENGINE="auto", HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(empty))
+    try:
+        info = await fake.slash("info")
+        text = await fake.wait_for(
+            lambda: (
+                info.original if info.original and "Engine" in info.original["content"] else None
+            )
+        )
+        assert "**Engine:** placeholder" in text["content"]
+        assert "IMAGINE_ENGINE=auto fell back to the placeholder because" in text["content"]
+    finally:
+        assert await bot.stop() == 0
