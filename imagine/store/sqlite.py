@@ -35,7 +35,17 @@ from imagine.store.sqlitethread import SQLiteThread
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+BUSY_TIMEOUT_MS = 5000
+"""How long a write waits for another process's write lock before it fails."""
 _Read = tuple[str, Sequence[Any], asyncio.Future[list[tuple[Any, ...]]]]
+
+
+class _NotBegun(Exception):
+    """BEGIN itself failed: nothing of the group was tried."""
+
+    def __init__(self, error: sqlite3.Error) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Tx:
@@ -109,9 +119,11 @@ class SQLiteStore(GroupCommitStore):
         return cls(db, checkpoints)
 
     async def close(self) -> None:
-        await self._settle()
-        await self._checkpoints.close()
-        await self._db.close()
+        try:
+            await self._settle()
+            await self._checkpoints.close()
+        finally:
+            await self._db.close()  # whatever happened above: the last connection checkpoints
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         future: asyncio.Future[list[tuple[Any, ...]]] = asyncio.get_running_loop().create_future()
@@ -142,13 +154,18 @@ class SQLiteStore(GroupCommitStore):
 
         try:
             self._db.post(lambda conn: _read_all(conn, reads), deliver)
-        except sqlite3.Error as exc:  # closed
-            deliver(None, exc)
+        except sqlite3.Error as exc:  # closed (reads still queued when the store closed)
+            deliver(None, StoreUnavailable(f"The job database cannot be read right now ({exc})."))
             return
         self._reading = True
 
     async def _apply(self, units: Sequence[Unit]) -> list[Any]:
-        results = await self._db.run(lambda conn: self._transaction(conn, units))
+        try:
+            results = await self._db.run(lambda conn: self._transaction(conn, units))
+        except _NotBegun as exc:
+            # No unit's work ran: the database is unreachable (another process held its write
+            # lock past busy_timeout, say), so each on its own would only wait as long again.
+            raise self._error(exc.error) from exc.error
         self._checkpoints.committed()
         return results
 
@@ -159,6 +176,9 @@ class SQLiteStore(GroupCommitStore):
             # The write lock first: the counts a quota is checked against then hold for every
             # process on this database file until the commit.
             conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _NotBegun(exc) from exc
+        try:
             results = _to_the_end(self._run_units(_Tx(conn), units))
             conn.execute("COMMIT")
         except BaseException:
@@ -169,6 +189,8 @@ class SQLiteStore(GroupCommitStore):
         return results
 
     def _error(self, exc: Exception) -> StoreError:
+        if isinstance(exc, StoreUnavailable):  # said and logged already
+            return exc
         if isinstance(exc, sqlite3.IntegrityError):
             return AlreadyExists(str(exc))
         log.error("a write to the job database failed: %s", exc)
@@ -178,7 +200,7 @@ class SQLiteStore(GroupCommitStore):
 def _prepare(conn: sqlite3.Connection, path: Path, migrate: bool) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's connection does them
     _check_integrity(conn)
     _migrate(conn, path, allowed=migrate)
