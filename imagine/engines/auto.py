@@ -17,7 +17,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from imagine.engines.base import Engine
+from imagine.engines.base import Engine, first_line
 from imagine.engines.diffusers_config import DEFAULT_MODEL, flag
 from imagine.settings import Settings
 
@@ -61,7 +61,7 @@ def _hub_problem(model: str, environ: Mapping[str, str]) -> str | None:
     try:
         HfApi(endpoint=environ.get("HF_ENDPOINT") or None).model_info(model, timeout=HUB_TIMEOUT)
     except Exception as exc:  # no network, DNS, a proxy, a 404: all mean "cannot be had"
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        text = first_line(exc, 10_000)
         return f"{type(exc).__name__}: {text[:160]}"
     return None
 

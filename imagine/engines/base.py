@@ -44,6 +44,12 @@ class EngineError(Exception):
         self.message = message
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's first line (its type's name when it says nothing), cut to ``limit``, for
+    a sentence that names why a model could not be had."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
+
+
 class EngineUnavailable(Exception):
     """The engine cannot start (missing extra, missing model, unreachable server).
 

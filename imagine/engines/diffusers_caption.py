@@ -21,7 +21,7 @@ from transformers import BlipForConditionalGeneration, BlipProcessor
 from transformers.utils import logging as transformers_logging
 
 from imagine.codes import ResultCode
-from imagine.engines.base import EngineError
+from imagine.engines.base import EngineError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _unloadable(model: str, offline: bool, exc: Exception) -> EngineError:
             f"cache {where}; download it once with `hf download {model}`, or {_SETTING}."
         )
     else:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        reason = first_line(exc, 160)
         sentence = f"The image captioner {model!r} could not be loaded ({reason}); {_SETTING}."
     return EngineError(ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND, sentence)
 

@@ -24,7 +24,7 @@ from diffusers.utils import logging as diffusers_logging
 from huggingface_hub import try_to_load_from_cache
 from transformers.utils import logging as transformers_logging
 
-from imagine.engines.base import EngineUnavailable
+from imagine.engines.base import EngineUnavailable, first_line
 from imagine.engines.diffusers_config import OpenVinoConfig
 from imagine.engines.diffusers_device import (
     OPENVINO,
@@ -235,7 +235,7 @@ def load_model(
         )
     except Exception as exc:
         log.warning("pipeline %r could not be loaded", model, exc_info=True)
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        reason = first_line(exc)
         raise EngineUnavailable(
             f"The model {model!r} could not be loaded ({reason}); check that it is a complete "
             "diffusers text-to-image model."

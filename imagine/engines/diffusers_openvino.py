@@ -30,7 +30,7 @@ from typing import Any
 import openvino as ov
 import torch
 
-from imagine.engines.base import EngineUnavailable
+from imagine.engines.base import EngineUnavailable, first_line
 from imagine.engines.diffusers_config import OpenVinoConfig
 from imagine.engines.diffusers_load import LoadedModel
 from imagine.engines.diffusers_openvino_modules import (
@@ -185,7 +185,7 @@ def _ensure(pipe: Any, part: str, source: str, identity: str, config: OpenVinoCo
         raise
     except Exception as exc:
         log.warning("openvino: the export of %s failed", source, exc_info=True)
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        reason = first_line(exc)
         raise EngineUnavailable(
             f"The model {source!r} could not be exported to OpenVINO ({reason}); "
             "set IMAGINE_DEVICE=cpu to run it on PyTorch."

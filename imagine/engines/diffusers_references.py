@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from imagine.codes import ResultCode
-from imagine.engines.base import EngineError, GenerateRequest
+from imagine.engines.base import EngineError, GenerateRequest, first_line
 
 if TYPE_CHECKING:
     from imagine.engines.diffusers_load import LoadedModel
@@ -84,7 +84,7 @@ def omni_scale(weight: int) -> float:
 
 
 def _not_loaded(config: AdapterConfig, weight: str, exc: Exception) -> EngineError:
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    reason = first_line(exc)
     return EngineError(
         ResultCode.FAILED_TO_PROCESS_YOUR_COMMAND,
         f"The IP-Adapter for --sref and --oref could not be loaded from {config.adapter!r} "
