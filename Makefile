@@ -1,13 +1,14 @@
 # make run   — set everything up and run the bot (the Imagine service runs inside it)
 # make test  — set everything up and run lint, types and the tests
-# make serve — run the Imagine API server alone; make bench — the benchmarks
+# make serve — run the Imagine API server alone; make bench — the benchmarks (make bench-quick:
+# the same at a smaller size, in a few minutes)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run serve test lint typecheck pytest bench setup system-deps clean
+.PHONY: run serve test lint typecheck pytest bench bench-quick setup system-deps clean
 
 setup: $(STAMP)
 
@@ -70,6 +71,10 @@ test: lint typecheck pytest
 
 bench: setup
 	@for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+# every benchmark at a smaller size (the same JSON fields, "quick": true): a few minutes in all
+bench-quick: setup
+	@for b in bench/bench_*.py; do BENCH_QUICK=1 $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

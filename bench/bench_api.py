@@ -27,9 +27,10 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _quick import QUICK, pick
 from _servers import free_port, load, start, stop
 
-SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
+SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else pick(3.0, 1.0)
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 1
 LEVELS = (1, 16, 64)
 BASELINE = os.environ.get("BENCH_BASELINE", "")
@@ -115,7 +116,7 @@ async def main() -> None:
     ratios = {key: round(ours[key]["rps"] / bare[key]["rps"], 3) for key in ours}
     p99_ratios = {key: round(ours[key]["p99_ms"] / bare[key]["p99_ms"], 2) for key in ours}
     line: dict[str, Any] = {
-        "bench": "api", "seconds_per_level": SECONDS, "rounds": ROUNDS, "ours": ours, "bare": bare,
+        "bench": "api", "quick": QUICK, "seconds_per_level": SECONDS, "rounds": ROUNDS, "ours": ours, "bare": bare,
         "ratio": ratios, "p99_over_bare": p99_ratios,
     }  # fmt: skip
     if "baseline" in figures:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bot import running_bot
+from _quick import QUICK, pick
 
-JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else pick(20, 8)
 
 
 def p99(values: list[float]) -> float:
@@ -53,7 +54,7 @@ async def main() -> None:
                 done = datetime.fromisoformat(finished).timestamp() - wall_minus_mono
                 posts.append(float(call["time"]) - done)  # type: ignore[arg-type]
     print(json.dumps({
-        "bench": "discord", "jobs": JOBS,
+        "bench": "discord", "quick": QUICK, "jobs": JOBS,
         "defer_p50_ms": round(statistics.median(defers) * 1000, 1), "defer_p99_ms": round(p99(defers) * 1000, 1),
         "done_to_posted_p50_ms": round(statistics.median(posts) * 1000, 1),
         "done_to_posted_max_ms": round(max(posts) * 1000, 1),

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from _quick import QUICK, pick
 from PIL import Image
 
 from imagine.engines.base import Capabilities, GenerateRequest, ProgressCallback
@@ -18,7 +19,7 @@ from imagine.engines.placeholder import PlaceholderEngine
 from imagine.server import start_service
 from imagine.settings import Settings
 
-USERS, JOBS = 100, 10
+USERS, JOBS = pick((100, 10), (20, 5))
 
 
 class InstantEngine(PlaceholderEngine):
@@ -69,7 +70,7 @@ async def main() -> None:
     last_first = max(rank[f"user {u} job 0"] for u in range(USERS))
     first_third = min(rank[f"user {u} job 2"] for u in range(USERS))
     print(json.dumps({
-        "bench": "fairness", "users": USERS, "jobs_each": JOBS, "seconds": round(elapsed, 1),
+        "bench": "fairness", "quick": QUICK, "users": USERS, "jobs_each": JOBS, "seconds": round(elapsed, 1),
         "last_first_job_started_at": last_first, "first_third_job_started_at": first_third,
         "goal_every_first_before_any_third": last_first < first_third,
     }))  # fmt: skip

@@ -12,10 +12,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bot import rss_mib, running_bot
+from _quick import QUICK, pick
 
 from tests.fakediscord import FakeDiscord
 
-JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else pick(1000, 200)
 WAVE = 20
 
 
@@ -49,7 +50,7 @@ async def main() -> None:
             await run_jobs(fake, users, JOBS - JOBS // 2, JOBS // 2)
             full = rss_mib(process.pid)
     print(json.dumps({
-        "bench": "memory", "jobs": JOBS, "rss_idle_mib": round(idle, 1), f"rss_after_{JOBS // 2}_mib": round(half, 1),
+        "bench": "memory", "quick": QUICK, "jobs": JOBS, "rss_idle_mib": round(idle, 1), f"rss_after_{JOBS // 2}_mib": round(half, 1),
         f"rss_after_{JOBS}_mib": round(full, 1), "goal_second_half_growth_le_25mib": full - half <= 25,
     }))  # fmt: skip
 

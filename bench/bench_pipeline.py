@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from _quick import QUICK, pick
 from PIL import Image
 
 from imagine.engines.base import Capabilities, GenerateRequest, ProgressCallback
@@ -21,7 +22,7 @@ from imagine.engines.placeholder import PlaceholderEngine, render
 from imagine.server import start_service
 from imagine.settings import Settings
 
-JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else pick(20, 8)
 ENGINE_SECONDS = 0.3
 
 
@@ -74,7 +75,7 @@ async def main() -> None:
             await service.stop()
     overheads.sort()
     print(json.dumps({
-        "bench": "pipeline", "jobs": JOBS, "tile": "1024x1024", "engine_s": ENGINE_SECONDS,
+        "bench": "pipeline", "quick": QUICK, "jobs": JOBS, "tile": "1024x1024", "engine_s": ENGINE_SECONDS,
         "overhead_p50_ms": round(statistics.median(overheads) * 1000, 1),
         "overhead_max_ms": round(overheads[-1] * 1000, 1),
         "end_to_end_p50_ms": round(statistics.median(totals) * 1000, 1),

@@ -23,10 +23,11 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cluster import Fleet, base_env, progress, run, started_cluster
+from _quick import QUICK, pick
 from _servers import free_port, load
 
 BENCH = "store"
-SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
+SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else pick(3.0, 1.0)
 LEVELS = (16, 64)
 USERS = 1000
 
@@ -84,7 +85,7 @@ async def main() -> None:
     pg, lite = results["postgres"], results["sqlite"]
     keys = [k for k in pg if k != "jobs"]
     print(json.dumps({
-        "bench": "store", "cores": os.cpu_count(), "seconds_per_level": SECONDS, "users": USERS,
+        "bench": "store", "quick": QUICK, "cores": os.cpu_count(), "seconds_per_level": SECONDS, "users": USERS,
         "postgres": pg, "sqlite": lite,
         "ratio_rps_postgres_to_sqlite": {k: round(pg[k]["rps"] / lite[k]["rps"], 3) for k in keys},
     }))  # fmt: skip

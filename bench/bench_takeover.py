@@ -28,13 +28,14 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cluster import Fleet, base_env, poll, progress, run, started_cluster
+from _quick import QUICK, pick
 from _servers import free_port
 
 BENCH = "takeover"
 LEASE = 5.0
 RENEW_EVERY = min(LEASE / 3, 1.0)
 REAPER_EVERY = min(5.0, max(LEASE / 4, 0.25))
-TRIALS = 3
+TRIALS = pick(3, 1)
 POLL = 0.005
 
 
@@ -152,7 +153,7 @@ async def main() -> None:
     finally:
         await asyncio.to_thread(cluster.close)
     print(json.dumps({
-        "bench": "takeover", "lease_s": LEASE, "renew_every_s": RENEW_EVERY,
+        "bench": "takeover", "quick": QUICK, "lease_s": LEASE, "renew_every_s": RENEW_EVERY,
         "reaper_every_s": REAPER_EVERY,
         "same_host": summary(cases["same_host"], REAPER_EVERY),
         "other_hosts": summary(cases["other_hosts"], LEASE + REAPER_EVERY),

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _quick import QUICK
 from bench_diffusers import BATCH, SIZE, build
 
 
@@ -36,8 +37,7 @@ def best_seconds(unet: Any, inputs: tuple[Any, ...], repeats: int = 2) -> float:
 def main() -> None:
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as folder:
-        _, tiny = build(Path(folder))
-    unet = tiny.unet.eval()
+        unet = build(Path(folder)).unet.eval()
     side = SIZE // 8
     latents = torch.randn(BATCH, 4, side, side).to(memory_format=torch.channels_last)
     inputs = (latents, torch.tensor([999.0]), torch.randn(BATCH, 77, 1024))
@@ -54,6 +54,7 @@ def main() -> None:
     fast = best_seconds(compiled, inputs)
     result = {
         "bench": "unet_torch_compile_cpu",
+        "quick": QUICK,
         "size": SIZE,
         "batch": BATCH,
         "unet_seconds_eager": round(eager, 2),

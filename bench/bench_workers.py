@@ -38,11 +38,12 @@ from _cluster import (
     run,
     started_cluster,
 )
+from _quick import QUICK, pick
 from _servers import free_port
 
 BENCH = "workers"
-COUNTS = (1, 2, 4)
-USERS, PER_USER = 8, 5
+COUNTS = pick((1, 2, 4), (1, 4))
+USERS, PER_USER = pick((8, 5), (4, 3))
 JOBS = USERS * PER_USER
 SECONDS_PER_JOB = 0.5
 
@@ -155,7 +156,7 @@ async def main() -> None:
     one = rounds[0]["jobs_per_s"]
     speedup = {f"x{r['workers']}": round(r["jobs_per_s"] / one, 3) for r in rounds}
     print(json.dumps({
-        "bench": "workers", "cores": os.cpu_count(), "jobs": JOBS, "users": USERS, "seconds_per_job": SECONDS_PER_JOB,
+        "bench": "workers", "quick": QUICK, "cores": os.cpu_count(), "jobs": JOBS, "users": USERS, "seconds_per_job": SECONDS_PER_JOB,
         "rounds": rounds, "speedup": speedup,
         "ideal_jobs_per_s": {f"x{n}": round(n / SECONDS_PER_JOB, 3) for n in COUNTS},
         "goals": {"speedup_4_ge_3.6": speedup["x4"] >= 3.6},
