@@ -35,24 +35,33 @@ def _expiry(expires: int) -> str:
     return f"It works until <t:{expires}:t> (<t:{expires}:R>)."
 
 
+async def send_link(
+    bot: ImagineBot,
+    interaction: discord.Interaction[Any],
+    intro: str,
+    purpose: str,
+    **fields: Any,
+) -> None:
+    """After the defer: a signed link for this member (``purpose``: editor or gallery), privately,
+    with how long it works; a refusal becomes a sentence."""
+    try:
+        url, expires = await bot.imagine.web_link(purpose, interaction.user.id, **fields)
+    except ImagineError as exc:
+        raise UserFacingError(explain_refusal(exc)) from exc
+    await interaction.followup.send(f"{intro}\n{url}\n{PRIVATE} {_expiry(expires)}", ephemeral=True)
+
+
 async def editor_link(bot: ImagineBot, interaction: discord.Interaction[Any], job: str) -> None:
     """The answer to a Vary (Region) click: a private link to the editor for that image."""
     try:
         await interaction.response.defer(ephemeral=True, thinking=True)
         message = interaction.message
-        try:
-            url, expires = await bot.imagine.web_link(
-                "editor", interaction.user.id, button_message_id=job,
-                channel_id=interaction.channel_id,
-                guild_id=interaction.guild_id, message_id=message.id if message else None,
-            )  # fmt: skip
-        except ImagineError as exc:
-            raise UserFacingError(explain_refusal(exc)) from exc
-        await interaction.followup.send(
-            f"🖌️ **Vary (Region)**: paint the part to change, edit the prompt if you like, and "
-            f"send. The result is posted here.\n{url}\n{PRIVATE} {_expiry(expires)}",
-            ephemeral=True,
-        )
+        await send_link(
+            bot, interaction, "🖌️ **Vary (Region)**: paint the part to change, edit the prompt "
+            "if you like, and send. The result is posted here.", "editor",
+            button_message_id=job, channel_id=interaction.channel_id,
+            guild_id=interaction.guild_id, message_id=message.id if message else None,
+        )  # fmt: skip
     except Exception as exc:
         log_failure(f"button {REGION} on {job}", interaction, exc)
         await reply_privately(interaction, user_message(exc))
@@ -78,15 +87,10 @@ class Gallery(commands.Cog):
     @app_commands.command(name="gallery", description="A private link to all the images you made")
     async def gallery(self, interaction: discord.Interaction[Any]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            url, expires = await self.bot.imagine.web_link("gallery", interaction.user.id)
-        except ImagineError as exc:
-            raise UserFacingError(explain_refusal(exc)) from exc
-        await interaction.followup.send(
-            f"🖼️ **Your gallery**: every image you made, newest first, to search, download or "
-            f"delete.\n{url}\n{PRIVATE} {_expiry(expires)}",
-            ephemeral=True,
-        )
+        await send_link(
+            self.bot, interaction, "🖼️ **Your gallery**: every image you made, newest first, to "
+            "search, download or delete.", "gallery",
+        )  # fmt: skip
 
     async def _poll(self) -> None:
         """Post each job sent from the editor. Where the inbox was read up to is kept in the

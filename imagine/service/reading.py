@@ -15,7 +15,7 @@ from imagine.fairqueue import positions
 from imagine.jobs import Job, JobStatus, utcnow
 from imagine.limits import belongs_to, owner_of, token_scope
 from imagine.messages import completed, running
-from imagine.previews import RunState
+from imagine.previews import RunState, image_key
 from imagine.service import defaults
 from imagine.service.presses import Presses
 from imagine.store import Modal, StoreUnavailable
@@ -113,6 +113,14 @@ class Reading(Presses):
                 owner_of(json.dumps({"user": user}), token)
             )
         return data
+
+    async def delete_finished(self, job: Job) -> int:
+        """Delete a finished job for good: its images from the storage (how many files), then
+        its row, and the answer this process keeps for it, so no reader is served it again."""
+        removed = await self.storage.delete_prefix(image_key(job.id, ""))
+        await self.store.delete_finished(job.id, job.owner)
+        self._finished.pop(job.id, None)
+        return removed
 
     async def job(self, job_id: str, token: str | None) -> Job:
         """The job ``job_id`` of this token (as this process knows it best), else a 404."""

@@ -104,6 +104,17 @@ class JobStore(Claims, Outbox, Modals):
 
         await self.commit(Unit(write))
 
+    async def delete_finished(self, job_id: str, owner: str) -> bool:
+        """Take a finished job of ``owner`` out of the database; whether there was one."""
+
+        async def write(tx: Tx) -> int:
+            return await tx.execute(
+                "DELETE FROM jobs WHERE id = ? AND owner = ? AND status IN ('done', 'failed')",
+                (job_id, owner),
+            )
+
+        return bool(await self.commit(Unit(write)))
+
     async def by_button_message_id(self, button_message_id: str) -> Job | None:
         return await self._one("button_message_id = ?", button_message_id)
 

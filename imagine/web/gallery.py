@@ -115,9 +115,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
     job = await queries.own_job(service.store, link.owner, job_id)
     if job is None or not job.status.finished:
         raise ServiceError(404, None, "That image is not in your gallery (deleted already?).")
-    removed = await service.storage.delete_prefix(f"images/{job.id}/")
-    await queries.forget(service.store, link.owner, job.id)
-    service._finished.pop(job.id, None)  # the completed-message cache must not serve it
+    removed = await service.delete_finished(job)
     log.info("gallery: user %s deleted job %s (%d file(s))", link.user, job.id, removed)
     raise web.HTTPSeeOther(f"/web/gallery/{signed}?deleted=1")
 

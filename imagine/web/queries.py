@@ -10,7 +10,7 @@ from typing import Any
 
 from imagine.jobs import Job, utcnow
 from imagine.store import JobStore, WorkerBeat
-from imagine.store.base import COLUMNS, Tx, Unit, row_to_job, ts
+from imagine.store.base import COLUMNS, row_to_job, ts
 
 PAGE_SIZE = 24
 NO_IMAGES = "('describe', 'shorten')"
@@ -59,18 +59,6 @@ async def own_job(store: JobStore, owner: str, job_id: str) -> Job | None:
         f"SELECT {COLUMNS} FROM jobs WHERE id = ? AND owner = ?", (job_id, owner)
     )
     return row_to_job(rows[0]) if rows else None
-
-
-async def forget(store: JobStore, owner: str, job_id: str) -> bool:
-    """Take a finished job of ``owner`` out of the database (its images are removed first)."""
-
-    async def write(tx: Tx) -> int:
-        return await tx.execute(
-            "DELETE FROM jobs WHERE id = ? AND owner = ? AND status IN ('done', 'failed')",
-            (job_id, owner),
-        )
-
-    return bool(await store.commit(Unit(write)))
 
 
 async def by_button(store: JobStore, button_message_id: str) -> Job | None:
